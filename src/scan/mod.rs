@@ -1,0 +1,166 @@
+//! `pgveil scan`: find the columns of the seller's database that hold personal data, and
+//! draft the rules that protect them.
+//!
+//! - [`detect`] / [`name_hint`]: pure detectors over one value / one column name;
+//! - [`judge`](judge::judge): one column from its name, type and sampled values;
+//! - [`scan`]: reads the catalog and samples every table (see [`sample`]), one finding per
+//!   flagged column;
+//! - [`draft_rules`]: a `tables:` section with class, suggested mask and the evidence;
+//! - [`coverage`]: flagged columns the current rules leave readable.
+//!
+//! Invariants:
+//! - **no sampled value ever leaves this module**: values are counted by the detectors and
+//!   dropped; findings, progress lines, notes and errors carry shares, detector names,
+//!   column names and SQLSTATEs only;
+//! - the load on the seller's database is bounded: one read-only transaction per table with
+//!   a statement and a lock timeout, at most `sample` rows, each value cut to 1000 characters
+//!   by the server; a table that cannot be read in time is judged by its column names.
+mod detect;
+mod draft;
+pub mod judge;
+mod lexicon;
+mod sample;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::rules::Class;
+
+pub use detect::{
+    contains_identifier, detect, is_address, is_bank_card, is_cn_name, is_email, is_landline, is_mobile, is_passport,
+    is_plate, is_resident_id, is_uscc, name_hint, name_hint_keyword, uscc_check_char, Detector,
+};
+pub use draft::{coverage, coverage_table, draft_rules, findings_table};
+pub use judge::ValueKind;
+pub use sample::scan;
+
+/// What to scan and how hard.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// The seller's database: `postgres://user:pass@host:port/db[?sslmode=...]`.
+    pub upstream: String,
+    /// Schemas to scan; empty means every user schema.
+    pub schemas: Vec<String>,
+    /// Rows sampled per table.
+    pub sample: usize,
+    /// Statement timeout per table; a slower table is skipped and judged by name.
+    pub timeout: Duration,
+    /// Rules to compare the findings with (the coverage table); not needed by [`scan`].
+    pub rules_dir: Option<PathBuf>,
+}
+
+impl ScanOptions {
+    /// Defaults: every user schema, 1000 rows per table, 30 s per table.
+    pub fn new(upstream: impl Into<String>) -> ScanOptions {
+        ScanOptions {
+            upstream: upstream.into(),
+            schemas: Vec::new(),
+            sample: 1000,
+            timeout: Duration::from_secs(30),
+            rules_dir: None,
+        }
+    }
+}
+
+/// One column that looks sensitive. Carries evidence, never a value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    /// `format_type()` of the column, e.g. `character varying(18)`.
+    pub type_name: String,
+    pub detector: Detector,
+    /// Share of sampled non-null values the detector matched (0 when judged by name only).
+    pub share: f64,
+    /// Whether the column name hints at the same kind of data.
+    pub by_name: bool,
+    #[serde(serialize_with = "ser_class")]
+    pub suggested_class: Class,
+    /// The suggested mask as written in rules (`cn_id`, `{ date_trunc: { to: year } }`);
+    /// empty for class `secret`, which is denied and needs none.
+    pub suggested_mask: String,
+    /// Non-null values examined (0: not sampled).
+    pub sampled: usize,
+    /// The column-name keyword that matched (`sfzh`, `手机`).
+    pub hint: Option<String>,
+    /// Why the column was judged by name only (`table skipped: lock timeout`).
+    pub note: Option<String>,
+}
+
+fn ser_class<S: serde::Serializer>(c: &Class, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(c.as_str())
+}
+
+impl Finding {
+    /// `schema.table.column`.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}.{}", self.schema, self.table, self.column)
+    }
+
+    /// `97% of 1000 sampled values cn_id (check char valid, ...), name hint 'sfzh'`.
+    pub fn evidence(&self) -> String {
+        let mut parts = Vec::new();
+        if self.share > 0.0 {
+            parts.push(format!(
+                "{} of {} sampled values {} ({})",
+                percent(self.share),
+                self.sampled,
+                self.detector,
+                self.detector.checks()
+            ));
+        }
+        if let Some(h) = &self.hint {
+            if self.share > 0.0 {
+                parts.push(format!("name hint '{h}'"));
+            } else {
+                parts.push(format!("name hint '{h}' ({})", self.detector));
+            }
+        }
+        if self.share == 0.0 {
+            let why = match &self.note {
+                Some(n) => n.clone(),
+                None if self.sampled > 0 => format!("no match in {} sampled values", self.sampled),
+                None => "values not sampled".to_string(),
+            };
+            parts.push(why);
+        }
+        parts.join(", ")
+    }
+}
+
+/// `97%`, or `0.5%` below 1%.
+pub(crate) fn percent(share: f64) -> String {
+    let p = share * 100.0;
+    if p > 0.0 && p < 1.0 {
+        format!("{p:.1}%")
+    } else {
+        format!("{}%", p.round() as u32)
+    }
+}
+
+/// The class and mask to suggest for a detector on a column of `kind`. Masks are chosen
+/// so that they fit the column's type (text masks only on text columns), so the draft
+/// compiles against the same database.
+pub fn suggest(detector: Detector, kind: ValueKind) -> (Class, String) {
+    let mask = |m: &str| (Class::Sensitive, m.to_string());
+    match (detector, kind) {
+        (Detector::Salary, _) => (Class::Secret, String::new()),
+        (Detector::BirthDate, ValueKind::Date) => mask("{ date_trunc: { to: year } }"),
+        (_, ValueKind::Json) => mask("null"),
+        (_, ValueKind::Text) => match detector {
+            Detector::CnId => mask("cn_id"),
+            Detector::BankCard => mask("bank_card"),
+            Detector::Mobile | Detector::Landline => mask("phone"),
+            Detector::Email => mask("email"),
+            Detector::CnName => mask("cn_name"),
+            Detector::Address => mask("address"),
+            Detector::Uscc => mask("uscc"),
+            Detector::Plate => mask("{ partial: { keep_first: 2 } }"),
+            _ => mask("redact"),
+        },
+        _ => mask("redact"),
+    }
+}

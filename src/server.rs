@@ -1,0 +1,101 @@
+//! The listener: loads the policy, accepts client connections and runs one session task
+//! each, until shutdown.
+//!
+//! Start-up fails early and clearly (rules invalid, upstream unreachable, port taken);
+//! once running, a failing session never affects the listener or other sessions.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use dashmap::DashMap;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::ServeConfig;
+use crate::session::{self, Shared};
+use crate::sql::AnalysisCache;
+use crate::state::{self, PolicyCell};
+use crate::upstream::UpstreamConfig;
+
+/// Connections served at once; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// A bound, ready server.
+pub struct Server {
+    pub local_addr: SocketAddr,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Loads rules and catalog, binds the listener. Errors say what to fix.
+    pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
+        let upstream = UpstreamConfig::from_url(&config.upstream)?;
+        let policy = state::load(&config.rules_dir, &upstream)
+            .await
+            .with_context(|| format!("cannot start with upstream {}", upstream.display()))?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(c), Some(k)) => Some(crate::net::server_config(c, k)?),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        };
+        if config.require_tls && tls.is_none() {
+            anyhow::bail!("--require-tls needs --tls-cert and --tls-key");
+        }
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            upstream,
+            policy: PolicyCell::new(policy),
+            tls,
+            cancel_keys: DashMap::new(),
+            decoy_secret: rand::random(),
+            analysis: AnalysisCache::new(10_000),
+        });
+        Ok(Server { local_addr, listener, shared })
+    }
+
+    /// The shared state (for reloads and tests).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves until `shutdown` completes; open sessions are dropped then.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(listen = %self.local_addr, upstream = %self.shared.upstream.display(), "pgveil is serving");
+        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let accept = async {
+            let mut backoff = Duration::from_millis(5);
+            loop {
+                let permit = match limit.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                };
+                match self.listener.accept().await {
+                    Ok((tcp, peer)) => {
+                        backoff = Duration::from_millis(5);
+                        let shared = self.shared.clone();
+                        tokio::spawn(async move {
+                            session::run(tcp, peer, shared).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait and retry.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = accept => {}
+            _ = shutdown => tracing::info!("shutting down"),
+        }
+        Ok(())
+    }
+}

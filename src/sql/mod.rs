@@ -1,0 +1,204 @@
+//! Statement analysis for restricted roles, with PostgreSQL's own parser (pg_query).
+//!
+//! [`analyze`] parses a Simple Query string or a Parse text with libpg_query (the server's
+//! own grammar, so `U&"..."` identifiers, case folding and string syntax read exactly as
+//! PostgreSQL reads them), resolves every relation as the session would, and rewrites each
+//! reference to a protected relation into a masking subquery, so the database computes on
+//! masked values everywhere (WHERE, joins, ORDER BY, aggregates, whole-row references...).
+//!
+//! Layout: [`statement`] decides which statement classes pass; [`walk`] is the scoped walk
+//! over queries; [`scope`] resolves names; [`masking`] builds masking subqueries;
+//! [`functions`] and [`settings`] judge calls and `SET`; [`cache`] memoises results.
+//!
+//! Invariants:
+//! - Fail closed: anything pgveil cannot parse, resolve or classify is refused.
+//! - `Analysis.sql` is the original text byte for byte when nothing was rewritten.
+//! - A keyed mask's raw value reaches the client only at a position listed in
+//!   `StatementInfo::proxy_masks`, where the session masks it.
+//! - No panics: a panic inside the parser binding is caught and becomes a refusal.
+use std::fmt;
+use std::sync::Arc;
+
+mod cache;
+mod functions;
+pub mod masking;
+mod scope;
+mod settings;
+mod statement;
+mod walk;
+
+pub use cache::AnalysisCache;
+
+use crate::catalog::Catalog;
+use crate::mask::Mask;
+use crate::policy::RolePlan;
+
+/// A statement pgveil will not forward, with what the client is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// SQLSTATE, e.g. `42501` (insufficient privilege), `0A000` (feature not supported),
+    /// `42601` (syntax error).
+    pub sqlstate: &'static str,
+    pub message: String,
+    /// Names the rule (file:line) or the construct, and what to do instead.
+    pub hint: Option<String>,
+}
+
+impl Refusal {
+    pub fn new(sqlstate: &'static str, message: impl Into<String>, hint: Option<String>) -> Refusal {
+        Refusal { sqlstate, message: message.into(), hint }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.sqlstate, self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " (hint: {h})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// What the analyser needs besides the text.
+pub struct Context<'a> {
+    pub catalog: &'a Catalog,
+    pub plan: &'a RolePlan,
+    /// The session's effective search_path, `$user` already substituted.
+    pub search_path: &'a [String],
+}
+
+/// The broad kind of a statement, for the session and the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    Select,
+    Copy,
+    Explain,
+    Show,
+    Set,
+    Transaction,
+    Cursor,
+    Prepare,
+    Execute,
+    Deallocate,
+    Other,
+}
+
+/// One analysed statement.
+#[derive(Debug, Clone)]
+pub struct StatementInfo {
+    pub kind: StatementKind,
+    /// Masks pgveil itself applies to result columns (by output position), for keyed masks
+    /// whose key must never reach the database.
+    pub proxy_masks: Vec<(usize, Arc<Mask>)>,
+    /// `schema.table` of every relation read.
+    pub tables: Vec<String>,
+    /// `schema.table.column` of every masked column referenced.
+    pub masked_columns: Vec<String>,
+}
+
+/// The result of analysing one Query string or one Parse.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The text to forward upstream: the original when nothing needed rewriting.
+    pub sql: String,
+    pub statements: Vec<StatementInfo>,
+}
+
+/// Analyse (and rewrite) one Simple Query string (may hold several statements) or one Parse
+/// text. `Err` is the refusal to answer as an ErrorResponse; nothing of the text may be
+/// forwarded then.
+///
+/// Runs on a thread of its own with [`ANALYSIS_STACK`] bytes of stack: decoding libpg_query's
+/// protobuf tree of a deeply nested statement takes more than a tokio worker's 2 MiB, and a
+/// stack overflow would abort the whole proxy. (The thread costs some tens of µs; the
+/// [`AnalysisCache`] keeps it off the path of repeated statements.)
+pub fn analyze(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
+    let failed = || {
+        Refusal::new(
+            "XX000",
+            "pgveil's statement analyser failed on this statement",
+            Some("the statement was not forwarded; please report it".into()),
+        )
+    };
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("pgveil-analyze".into())
+            .stack_size(ANALYSIS_STACK)
+            .spawn_scoped(scope, || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyze_inner(sql, ctx)))
+            });
+        match worker {
+            Ok(handle) => match handle.join() {
+                Ok(Ok(result)) => result,
+                _ => Err(failed()),
+            },
+            Err(_) => Err(Refusal::new(
+                "53000",
+                "pgveil could not start its statement analyser (out of threads or memory)",
+                Some("retry later".into()),
+            )),
+        }
+    })
+}
+
+/// Stack for one analysis: the protobuf decoder's 100-level limit bounds the depth, which
+/// needs about 2 MiB unoptimised; 16 MiB leaves a wide margin (untouched pages cost nothing).
+pub const ANALYSIS_STACK: usize = 16 << 20;
+
+fn analyze_inner(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
+    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|e| match e {
+        pg_query::Error::Parse(m) => Refusal::new("42601", m, None),
+        // The parse tree crosses from C as protobuf, whose decoder stops at 100 nested
+        // messages to bound stack use (about 45 levels of nested expressions).
+        pg_query::Error::Decode(_) => Refusal::new(
+            "54001",
+            "statement too complex: expressions are nested too deeply for pgveil's analyser",
+            Some("split the expression (e.g. use a CTE) or flatten long chains of operators".into()),
+        ),
+        other => Refusal::new("42601", other.to_string(), None),
+    })?;
+    let mut tree = parsed.protobuf;
+    let mut statements = Vec::with_capacity(tree.stmts.len());
+    let mut rewrote = false;
+    for raw in tree.stmts.iter_mut() {
+        let text = statement_text(sql, raw.stmt_location, raw.stmt_len);
+        let Some(stmt) = raw.stmt.as_deref_mut() else {
+            return Err(walk::unsupported("an empty statement"));
+        };
+        let mut an = walk::Analyzer::new(ctx);
+        let kind = statement::analyze_stmt(&mut an, stmt, text)?;
+        rewrote |= an.rewrote;
+        statements.push(StatementInfo {
+            kind,
+            proxy_masks: an.proxy_masks,
+            tables: an.tables,
+            masked_columns: an.masked,
+        });
+    }
+    let sql = if rewrote {
+        pg_query::deparse(&tree, Default::default()).map_err(|e| {
+            Refusal::new(
+                "XX000",
+                format!("pgveil could not write the rewritten statement: {e}"),
+                Some("the statement was not forwarded; please report it".into()),
+            )
+        })?
+    } else {
+        sql.to_string()
+    };
+    Ok(Analysis { sql, statements })
+}
+
+/// The slice of `sql` one statement spans (`len == 0`: to the end).
+fn statement_text(sql: &str, location: i32, len: i32) -> &str {
+    let start = usize::try_from(location).unwrap_or(0).min(sql.len());
+    let end = if len <= 0 {
+        sql.len()
+    } else {
+        start.saturating_add(usize::try_from(len).unwrap_or(0)).min(sql.len())
+    };
+    sql.get(start..end).unwrap_or(sql)
+}

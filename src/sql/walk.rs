@@ -1,0 +1,1036 @@
+//! The scoped walk over a parsed query: resolves every relation and column reference as
+//! PostgreSQL would, swaps protected relations for masking subqueries, and judges every
+//! column, `*`, whole-row reference and function call.
+//!
+//! Invariants:
+//! - Every node kind reachable from a query is either handled or refused (0A000): an
+//!   unknown construct never passes unexamined.
+//! - A spliced masking subquery is never walked again (it is pgveil's own SQL).
+//! - A keyed column is accepted only as a bare output column of the top-level SELECT of a
+//!   plain SELECT statement (`keyed_ok`), and then recorded in `proxy_masks`.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pg_query::protobuf::{self, a_const, node::Node as N, Node, SelectStmt};
+
+use super::functions;
+use super::masking;
+use super::scope::{
+    find_cte, find_entry, find_qualified, resolve_column, ColInfo, ColState, Cols, Cte, Entry,
+    Level,
+};
+use super::{Context, Refusal};
+use crate::catalog::{RelKind, Relation};
+use crate::mask::Mask;
+use crate::policy::guards::{guard_for, Guard};
+use crate::policy::RuleRef;
+
+type R<T> = Result<T, Refusal>;
+
+/// Where an expression sits: only a bare top-level output column may hold a keyed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pos {
+    /// The i-th entry of the top-level target list.
+    Output(usize),
+    Other,
+}
+
+/// Views nest; a cycle or an absurd depth is refused rather than followed forever.
+const MAX_VIEW_DEPTH: usize = 16;
+/// Bound on expression nesting walked recursively (the parser limits it too).
+const MAX_DEPTH: usize = 900;
+
+pub(crate) struct Analyzer<'c, 'a> {
+    ctx: &'c Context<'a>,
+    levels: Vec<Level>,
+    /// Keyed masks may be passed to the proxy by output position (plain top-level SELECT).
+    pub keyed_ok: bool,
+    /// Something in the statement was rewritten: the deparsed tree must be forwarded.
+    pub rewrote: bool,
+    /// A protected or guarded relation was read (EXPLAIN refuses those).
+    pub touched_protected: bool,
+    pub tables: Vec<String>,
+    pub masked: Vec<String>,
+    pub proxy_masks: Vec<(usize, Arc<Mask>)>,
+    view_depth: usize,
+    depth: usize,
+    /// Memo of function verdicts within one statement.
+    fn_memo: HashMap<Vec<String>, Result<(), Refusal>>,
+    /// The top-level target list holds a `*`.
+    top_star: bool,
+}
+
+fn str_of(n: &Node) -> Option<&str> {
+    match &n.node {
+        Some(N::String(s)) => Some(&s.sval),
+        _ => None,
+    }
+}
+
+fn names_of(list: &[Node]) -> Vec<String> {
+    list.iter().filter_map(|n| str_of(n).map(str::to_string)).collect()
+}
+
+pub(crate) fn node_name(n: &N) -> String {
+    let d = format!("{n:?}");
+    d.split('(').next().unwrap_or("node").to_string()
+}
+
+pub(crate) fn unsupported(what: &str) -> Refusal {
+    Refusal::new(
+        "0A000",
+        format!("pgveil cannot analyse {what} for restricted roles"),
+        Some("rewrite the statement without it, or ask the DBA for an unrestricted role".into()),
+    )
+}
+
+fn rule_hint(rule: &Option<RuleRef>, default: &str) -> String {
+    match rule {
+        Some(r) => format!("pgveil rule: {r}"),
+        None => default.to_string(),
+    }
+}
+
+pub(crate) fn denied(origin: &str, rule: &Option<RuleRef>, extra: &str) -> Refusal {
+    Refusal::new(
+        "42501",
+        format!("permission denied for column {origin}{extra}"),
+        Some(rule_hint(rule, "pgveil rule: no rule lets this role read the column (denied by default)")),
+    )
+}
+
+pub(crate) fn keyed(origin: &str, rule: &Option<RuleRef>) -> Refusal {
+    Refusal::new(
+        "0A000",
+        format!(
+            "column {origin} has a keyed mask that pgveil applies to results only: it can only be \
+             selected as a plain output column of a top-level SELECT"
+        ),
+        Some(format!(
+            "select the column itself (no expression, WHERE, ORDER BY, GROUP BY, DISTINCT, join, \
+             subquery, *, whole-row reference, COPY, cursor or PREPARE); {}",
+            rule_hint(rule, "pgveil rule: keyed mask")
+        )),
+    )
+}
+
+impl<'c, 'a> Analyzer<'c, 'a> {
+    pub fn new(ctx: &'c Context<'a>) -> Self {
+        Analyzer {
+            ctx,
+            levels: Vec::new(),
+            keyed_ok: false,
+            rewrote: false,
+            touched_protected: false,
+            tables: Vec::new(),
+            masked: Vec::new(),
+            proxy_masks: Vec::new(),
+            view_depth: 0,
+            depth: 0,
+            fn_memo: HashMap::new(),
+            top_star: false,
+        }
+    }
+
+    pub fn ctx(&self) -> &'c Context<'a> {
+        self.ctx
+    }
+
+    fn note_table(&mut self, t: String) {
+        if !self.tables.contains(&t) {
+            self.tables.push(t);
+        }
+    }
+
+    fn note_masked(&mut self, c: &ColInfo) {
+        if let (ColState::Masked, Some(o)) = (&c.state, &c.origin) {
+            if !self.masked.contains(o) {
+                self.masked.push(o.clone());
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    /// Analyse a query node that must be a read (SELECT/VALUES/set operation).
+    pub fn query_node(&mut self, n: &mut Node, top: bool) -> R<Cols> {
+        match &mut n.node {
+            Some(N::SelectStmt(s)) => self.select(s, top),
+            Some(N::InsertStmt(_)) => Err(super::statement::write_refusal("INSERT")),
+            Some(N::UpdateStmt(_)) => Err(super::statement::write_refusal("UPDATE")),
+            Some(N::DeleteStmt(_)) => Err(super::statement::write_refusal("DELETE")),
+            Some(N::MergeStmt(_)) => Err(super::statement::write_refusal("MERGE")),
+            Some(other) => Err(unsupported(&node_name(other))),
+            None => Err(unsupported("an empty query")),
+        }
+    }
+
+    pub fn select(&mut self, s: &mut SelectStmt, top: bool) -> R<Cols> {
+        if s.into_clause.is_some() {
+            return Err(super::statement::write_refusal("SELECT INTO"));
+        }
+        if !s.locking_clause.is_empty() {
+            return Err(Refusal::new(
+                "42501",
+                "permission denied: SELECT ... FOR UPDATE/SHARE locks rows, restricted roles are read-only",
+                Some("drop the locking clause".into()),
+            ));
+        }
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(unsupported("a statement nested this deeply"));
+        }
+        self.levels.push(Level::default());
+        let r = self.select_in_level(s, top);
+        self.levels.pop();
+        self.depth -= 1;
+        r
+    }
+
+    fn cur(&mut self) -> &mut Level {
+        // A level is pushed before anything calls this; an empty stack gets a fresh level
+        // so the analyser never panics.
+        if self.levels.is_empty() {
+            self.levels.push(Level::default());
+        }
+        let i = self.levels.len() - 1;
+        &mut self.levels[i]
+    }
+
+    fn select_in_level(&mut self, s: &mut SelectStmt, top: bool) -> R<Cols> {
+        if let Some(w) = &mut s.with_clause {
+            self.with_clause(w)?;
+        }
+        if s.op > protobuf::SetOperation::SetopNone as i32 {
+            let left = match &mut s.larg {
+                Some(l) => self.select(l, false)?,
+                None => return Err(unsupported("a set operation without its left side")),
+            };
+            if let Some(r) = &mut s.rarg {
+                self.select(r, false)?;
+            }
+            // ORDER BY of a set operation names result columns.
+            self.cur().entries.push(Entry {
+                refname: None,
+                relation: None,
+                cols: left.clone(),
+                strip_schema: false,
+            });
+            for n in s.sort_clause.iter_mut() {
+                self.expr(n, Pos::Other)?;
+            }
+            self.opt_expr(&mut s.limit_offset)?;
+            self.opt_expr(&mut s.limit_count)?;
+            return Ok(left);
+        }
+        for item in s.from_clause.iter_mut() {
+            self.from_item(item)?;
+        }
+        for row in s.values_lists.iter_mut() {
+            self.expr(row, Pos::Other)?;
+        }
+        let keyed_here = top && self.keyed_ok;
+        for (i, t) in s.target_list.iter_mut().enumerate() {
+            let Some(N::ResTarget(rt)) = &mut t.node else {
+                return Err(unsupported("a target list entry"));
+            };
+            let Some(val) = rt.val.as_deref_mut() else { continue };
+            if top {
+                if let Some(N::ColumnRef(cr)) = &val.node {
+                    if matches!(cr.fields.last().and_then(|f| f.node.as_ref()), Some(N::AStar(_))) {
+                        self.top_star = true;
+                    }
+                }
+            }
+            let pos = if keyed_here { Pos::Output(i) } else { Pos::Other };
+            match &mut val.node {
+                Some(N::ColumnRef(cr)) => self.column_ref(cr, pos)?,
+                _ => self.expr(val, Pos::Other)?,
+            }
+        }
+        self.opt_expr(&mut s.where_clause)?;
+        for n in s.group_clause.iter_mut() {
+            self.expr(n, Pos::Other)?;
+        }
+        self.opt_expr(&mut s.having_clause)?;
+        for n in s.window_clause.iter_mut() {
+            self.expr(n, Pos::Other)?;
+        }
+        for n in s.sort_clause.iter_mut() {
+            self.expr(n, Pos::Other)?;
+        }
+        for n in s.distinct_clause.iter_mut() {
+            if n.node.is_some() {
+                self.expr(n, Pos::Other)?;
+            }
+        }
+        self.opt_expr(&mut s.limit_offset)?;
+        self.opt_expr(&mut s.limit_count)?;
+        if keyed_here && !self.proxy_masks.is_empty() {
+            self.check_keyed_outputs(s)?;
+        }
+        Ok(self.output_cols(s))
+    }
+
+    /// With keyed outputs, nothing may order, group or deduplicate by them (through output
+    /// names or positions), and output positions must be certain (no `*`).
+    fn check_keyed_outputs(&self, s: &SelectStmt) -> R<()> {
+        let refuse = |what: &str| {
+            Refusal::new(
+                "0A000",
+                format!("a keyed-masked output column cannot be combined with {what}"),
+                Some(
+                    "pgveil masks keyed columns in the result, so the database only sees raw \
+                     values; select them without DISTINCT, ORDER BY/GROUP BY on them, or *"
+                        .into(),
+                ),
+            )
+        };
+        if !s.distinct_clause.is_empty() {
+            return Err(refuse("DISTINCT"));
+        }
+        if self.top_star {
+            return Err(refuse("* in the same target list"));
+        }
+        let mut keyed_names = Vec::new();
+        for (pos, _) in &self.proxy_masks {
+            if let Some(Some(N::ResTarget(rt))) = s.target_list.get(*pos).map(|n| &n.node) {
+                if !rt.name.is_empty() {
+                    keyed_names.push(rt.name.clone());
+                }
+                if let Some(Some(N::ColumnRef(cr))) = rt.val.as_ref().map(|v| &v.node) {
+                    if let Some(n) = cr.fields.last().and_then(str_of) {
+                        keyed_names.push(n.to_string());
+                    }
+                }
+            }
+        }
+        let names_keyed = |n: &Node| -> bool {
+            match &n.node {
+                Some(N::ColumnRef(cr)) if cr.fields.len() == 1 => {
+                    cr.fields.first().and_then(str_of).is_some_and(|x| keyed_names.iter().any(|k| k == x))
+                }
+                Some(N::AConst(c)) => match &c.val {
+                    Some(a_const::Val::Ival(i)) => {
+                        self.proxy_masks.iter().any(|(p, _)| (*p as i64) + 1 == i.ival as i64)
+                    }
+                    _ => false,
+                },
+                _ => false,
+            }
+        };
+        for n in &s.sort_clause {
+            if let Some(N::SortBy(sb)) = &n.node {
+                if sb.node.as_deref().is_some_and(names_keyed) {
+                    return Err(refuse("ORDER BY on it"));
+                }
+            }
+        }
+        let mut groups: Vec<&Node> = s.group_clause.iter().collect();
+        while let Some(g) = groups.pop() {
+            match &g.node {
+                Some(N::GroupingSet(gs)) => groups.extend(gs.content.iter()),
+                Some(N::List(l)) => groups.extend(l.items.iter()),
+                _ if names_keyed(g) => return Err(refuse("GROUP BY on it")),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Output column names (PostgreSQL's FigureColname, approximately: names only serve
+    /// shadowing, and every derived column is plain).
+    fn output_cols(&self, s: &SelectStmt) -> Cols {
+        if !s.values_lists.is_empty() {
+            let n = match s.values_lists.first().map(|n| &n.node) {
+                Some(Some(N::List(l))) => l.items.len(),
+                _ => 0,
+            };
+            return Cols::Known((1..=n).map(|i| ColInfo::plain(format!("column{i}"))).collect());
+        }
+        let mut out = Vec::new();
+        for t in &s.target_list {
+            let Some(N::ResTarget(rt)) = &t.node else { return Cols::Unknown };
+            if !rt.name.is_empty() {
+                out.push(ColInfo::plain(rt.name.clone()));
+                continue;
+            }
+            let Some(val) = rt.val.as_deref() else { return Cols::Unknown };
+            match &val.node {
+                Some(N::ColumnRef(cr)) => match cr.fields.last().map(|f| &f.node) {
+                    Some(Some(N::String(s))) => out.push(ColInfo::plain(s.sval.clone())),
+                    Some(Some(N::AStar(_))) => {
+                        let entries = self.levels.last().map(|l| l.entries.as_slice()).unwrap_or(&[]);
+                        let quals = names_of(&cr.fields[..cr.fields.len() - 1]);
+                        let chosen: Vec<&Entry> = match quals.as_slice() {
+                            [] => entries.iter().filter(|e| e.refname.is_some() || e.relation.is_some()).collect(),
+                            [q] => entries.iter().filter(|e| e.refname.as_deref() == Some(q)).collect(),
+                            _ => return Cols::Unknown,
+                        };
+                        for e in chosen {
+                            match &e.cols {
+                                Cols::Known(c) => out.extend(c.iter().map(|c| ColInfo::plain(c.name.clone()))),
+                                Cols::Unknown => return Cols::Unknown,
+                            }
+                        }
+                    }
+                    _ => return Cols::Unknown,
+                },
+                Some(N::FuncCall(f)) => {
+                    out.push(ColInfo::plain(f.funcname.last().and_then(str_of).unwrap_or("?column?")))
+                }
+                _ => out.push(ColInfo::plain("?column?")),
+            }
+        }
+        Cols::Known(out)
+    }
+
+    fn with_clause(&mut self, w: &mut protobuf::WithClause) -> R<()> {
+        if w.recursive {
+            // Every CTE of WITH RECURSIVE is visible in every body, itself included.
+            for c in &w.ctes {
+                if let Some(N::CommonTableExpr(cte)) = &c.node {
+                    let names = names_of(&cte.aliascolnames);
+                    let cols = Cols::Unknown.renamed(&names);
+                    self.cur().ctes.push(Cte { name: cte.ctename.clone(), cols });
+                }
+            }
+        }
+        for c in w.ctes.iter_mut() {
+            let Some(N::CommonTableExpr(cte)) = &mut c.node else {
+                return Err(unsupported("a WITH entry"));
+            };
+            let cols = match cte.ctequery.as_deref_mut() {
+                Some(q) => self.query_node(q, false)?,
+                None => return Err(unsupported("an empty WITH query")),
+            };
+            let cols = cols.renamed(&names_of(&cte.aliascolnames));
+            if let Some(cc) = &mut cte.cycle_clause {
+                self.opt_expr(&mut cc.cycle_mark_value)?;
+                self.opt_expr(&mut cc.cycle_mark_default)?;
+            }
+            let level = self.cur();
+            if let Some(existing) = level.ctes.iter_mut().find(|x| x.name == cte.ctename) {
+                existing.cols = cols;
+            } else {
+                level.ctes.push(Cte { name: cte.ctename.clone(), cols });
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- FROM
+
+    fn push_entry(&mut self, e: Entry) {
+        self.cur().entries.push(e);
+    }
+
+    fn from_item(&mut self, n: &mut Node) -> R<Cols> {
+        match &mut n.node {
+            Some(N::RangeVar(_)) => self.range_var(n),
+            Some(N::RangeSubselect(rs)) => {
+                let cols = match rs.subquery.as_deref_mut() {
+                    Some(q) => self.query_node(q, false)?,
+                    None => return Err(unsupported("an empty subquery")),
+                };
+                let (refname, names) = alias_parts(&rs.alias);
+                let cols = cols.renamed(&names);
+                self.push_entry(Entry { refname, relation: None, cols: cols.clone(), strip_schema: false });
+                Ok(cols)
+            }
+            Some(N::RangeFunction(rf)) => {
+                let mut first_name = None;
+                for f in rf.functions.iter_mut() {
+                    match &mut f.node {
+                        Some(N::List(l)) => {
+                            if let Some(call) = l.items.first_mut() {
+                                if first_name.is_none() {
+                                    if let Some(N::FuncCall(fc)) = &call.node {
+                                        first_name = fc.funcname.last().and_then(str_of).map(str::to_string);
+                                    }
+                                }
+                                self.expr(call, Pos::Other)?;
+                            }
+                        }
+                        Some(_) => self.expr(f, Pos::Other)?,
+                        None => {}
+                    }
+                }
+                let (alias, names) = alias_parts(&rf.alias);
+                let refname = alias.or(if rf.functions.len() == 1 { first_name } else { None });
+                let cols = Cols::Unknown.renamed(&names);
+                self.push_entry(Entry { refname, relation: None, cols: cols.clone(), strip_schema: false });
+                Ok(cols)
+            }
+            Some(N::JoinExpr(j)) => {
+                let left = match j.larg.as_deref_mut() {
+                    Some(l) => self.from_item(l)?,
+                    None => return Err(unsupported("a join without its left side")),
+                };
+                let right = match j.rarg.as_deref_mut() {
+                    Some(r) => self.from_item(r)?,
+                    None => return Err(unsupported("a join without its right side")),
+                };
+                if j.is_natural {
+                    check_natural(&left, &right)?;
+                }
+                let using = names_of(&j.using_clause);
+                for u in &using {
+                    for c in left.find(u).into_iter().chain(right.find(u)) {
+                        match &c.state {
+                            ColState::Denied(r) => {
+                                return Err(denied(c.origin.as_deref().unwrap_or(u), r, " (in JOIN USING)"))
+                            }
+                            ColState::Keyed(_, r) => return Err(keyed(c.origin.as_deref().unwrap_or(u), r)),
+                            _ => self.note_masked(&c),
+                        }
+                    }
+                }
+                self.opt_expr(&mut j.quals)?;
+                let combined = Cols::concat(&left, &right);
+                if let Some(a) = &j.join_using_alias {
+                    self.push_entry(Entry {
+                        refname: Some(a.aliasname.clone()),
+                        relation: None,
+                        cols: Cols::Known(using.iter().map(ColInfo::plain).collect()),
+                        strip_schema: false,
+                    });
+                }
+                if j.alias.is_some() {
+                    let (refname, names) = alias_parts(&j.alias);
+                    // PostgreSQL orders a join's columns as merged USING/NATURAL columns
+                    // first; pgveil does not model that order, so an alias column list must
+                    // not be able to rename a keyed or denied column under a wrong identity.
+                    if !names.is_empty() {
+                        let protected = |c: &Cols| matches!(c, Cols::Unknown) || c.guarded().next().is_some();
+                        if protected(&left) || protected(&right) {
+                            if let Some(c) = left.guarded().chain(right.guarded()).next().cloned() {
+                                let origin = c.origin.clone().unwrap_or(c.name.clone());
+                                return Err(match &c.state {
+                                    ColState::Keyed(_, r) => keyed(&origin, r),
+                                    ColState::Denied(r) => denied(&origin, r, " (renamed by a join alias column list)"),
+                                    _ => unsupported("a join alias column list here"),
+                                });
+                            }
+                        }
+                    }
+                    let cols = combined.clone().renamed(&names);
+                    self.push_entry(Entry { refname, relation: None, cols, strip_schema: false });
+                }
+                Ok(combined)
+            }
+            Some(N::RangeTableSample(ts)) => {
+                for a in ts.args.iter_mut() {
+                    self.expr(a, Pos::Other)?;
+                }
+                self.opt_expr(&mut ts.repeatable)?;
+                let Some(rel) = ts.relation.as_deref_mut() else {
+                    return Err(unsupported("TABLESAMPLE without a relation"));
+                };
+                let cols = self.range_var(rel)?;
+                if matches!(rel.node, Some(N::RangeSubselect(_))) {
+                    return Err(Refusal::new(
+                        "0A000",
+                        "TABLESAMPLE is not supported on relations pgveil protects",
+                        Some("sample with WHERE random() < 0.1 instead".into()),
+                    ));
+                }
+                Ok(cols)
+            }
+            Some(N::RangeTableFunc(tf)) => {
+                self.opt_expr(&mut tf.docexpr)?;
+                self.opt_expr(&mut tf.rowexpr)?;
+                for ns in tf.namespaces.iter_mut() {
+                    self.expr(ns, Pos::Other)?;
+                }
+                let mut names = Vec::new();
+                for c in tf.columns.iter_mut() {
+                    if let Some(N::RangeTableFuncCol(col)) = &mut c.node {
+                        names.push(col.colname.clone());
+                        self.opt_expr(&mut col.colexpr)?;
+                        self.opt_expr(&mut col.coldefexpr)?;
+                    } else {
+                        return Err(unsupported("an XMLTABLE column"));
+                    }
+                }
+                let (refname, alias_names) = alias_parts(&tf.alias);
+                let cols = Cols::Known(names.iter().map(ColInfo::plain).collect()).renamed(&alias_names);
+                self.push_entry(Entry { refname, relation: None, cols: cols.clone(), strip_schema: false });
+                Ok(cols)
+            }
+            Some(other) => Err(unsupported(&node_name(other))),
+            None => Err(unsupported("an empty FROM item")),
+        }
+    }
+
+    /// A relation name in FROM: a CTE, a protected table (masking subquery), a guarded
+    /// catalog, a view over protected data (inlined) or a plain relation.
+    fn range_var(&mut self, n: &mut Node) -> R<Cols> {
+        let Some(N::RangeVar(rv)) = &n.node else {
+            return Err(unsupported("a relation reference"));
+        };
+        let rv = rv.clone();
+        let (alias, alias_names) = alias_parts(&rv.alias);
+        if rv.schemaname.is_empty() {
+            if let Some(cte) = find_cte(&self.levels, &rv.relname) {
+                let cols = cte.cols.clone().renamed(&alias_names);
+                let refname = Some(alias.unwrap_or(rv.relname.clone()));
+                self.push_entry(Entry { refname, relation: None, cols: cols.clone(), strip_schema: false });
+                return Ok(cols);
+            }
+        }
+        let rel = self.resolve_relation(&rv)?;
+        self.note_table(rel.qualified_name());
+        let refname = alias.clone().unwrap_or(rel.name.clone());
+        let relation = if alias.is_none() { Some((rel.schema.clone(), rel.name.clone())) } else { None };
+
+        if let Some(g) = guard_for(&rel.schema, &rel.name) {
+            match g {
+                Guard::Refuse { reason } => {
+                    return Err(Refusal::new(
+                        "42501",
+                        format!("permission denied for relation {}", rel.qualified_name()),
+                        Some(format!("pgveil built-in guard: {reason}")),
+                    ))
+                }
+                Guard::Rewrite { constants, row_filter } => {
+                    let sub = masking::guard_subquery(rel, constants, row_filter, rv.inh)?;
+                    self.splice(n, sub, &refname, &rv.alias);
+                    self.touched_protected = true;
+                    let cols = Cols::Known(rel.columns.iter().map(|c| ColInfo::plain(c.name.clone())).collect())
+                        .renamed(&alias_names);
+                    self.push_entry(Entry { refname: Some(refname), relation, cols: cols.clone(), strip_schema: alias.is_none() });
+                    return Ok(cols);
+                }
+            }
+        }
+
+        if let Some(tp) = self.ctx.plan.tables.get(&rel.oid) {
+            let built = masking::table_subquery(rel, tp, rv.inh)?;
+            if let Some(first_denied) = built.cols.iter().position(|c| matches!(c.state, ColState::Denied(_))) {
+                if alias_names.len() > first_denied {
+                    let c = &built.cols[first_denied];
+                    let (o, r) = match &c.state {
+                        ColState::Denied(r) => (c.origin.clone().unwrap_or_default(), r.clone()),
+                        _ => (String::new(), None),
+                    };
+                    return Err(denied(&o, &r, " (reached by a column alias list)"));
+                }
+            }
+            self.splice(n, built.node, &refname, &rv.alias);
+            self.touched_protected = true;
+            let cols = Cols::Known(built.cols).renamed(&alias_names);
+            self.push_entry(Entry { refname: Some(refname), relation, cols: cols.clone(), strip_schema: alias.is_none() });
+            return Ok(cols);
+        }
+
+        if matches!(rel.kind, RelKind::View | RelKind::MaterializedView)
+            && rel.schema != "pg_catalog"
+            && rel.schema != "information_schema"
+        {
+            self.view(n, rel, &refname, &rv.alias)?;
+        }
+        let cols = Cols::Known(rel.columns.iter().map(|c| ColInfo::plain(c.name.clone())).collect())
+            .renamed(&alias_names);
+        let strip = matches!(n.node, Some(N::RangeSubselect(_))) && alias.is_none();
+        self.push_entry(Entry { refname: Some(refname), relation, cols: cols.clone(), strip_schema: strip });
+        Ok(cols)
+    }
+
+    fn resolve_relation(&self, rv: &protobuf::RangeVar) -> R<&'c Relation> {
+        let cat = self.ctx.catalog;
+        let found = if rv.schemaname.is_empty() {
+            cat.resolve(self.ctx.search_path, &rv.relname)
+        } else {
+            cat.get(&rv.schemaname, &rv.relname)
+        };
+        found.ok_or_else(|| {
+            let shown = if rv.schemaname.is_empty() {
+                rv.relname.clone()
+            } else {
+                format!("{}.{}", rv.schemaname, rv.relname)
+            };
+            Refusal::new(
+                "42P01",
+                format!("relation \"{shown}\" does not exist"),
+                Some("pgveil resolves names against its catalog snapshot; if the relation was just created, retry after the catalog refresh".into()),
+            )
+        })
+    }
+
+    /// Replace a relation reference by `(subquery) AS alias`, keeping the user's alias
+    /// (column list included) or the relation's name.
+    fn splice(&mut self, n: &mut Node, sub: Node, refname: &str, user_alias: &Option<protobuf::Alias>) {
+        let colnames = user_alias.as_ref().map(|a| a.colnames.clone()).unwrap_or_default();
+        n.node = Some(N::RangeSubselect(Box::new(protobuf::RangeSubselect {
+            lateral: false,
+            subquery: Some(Box::new(sub)),
+            alias: Some(protobuf::Alias { aliasname: refname.to_string(), colnames }),
+        })));
+        self.rewrote = true;
+    }
+
+    /// A user view: analyse its definition; if it reads anything protected, inline it.
+    fn view(&mut self, n: &mut Node, rel: &Relation, refname: &str, user_alias: &Option<protobuf::Alias>) -> R<()> {
+        let name = rel.qualified_name();
+        if self.view_depth >= MAX_VIEW_DEPTH {
+            return Err(unsupported(&format!("view {name} (views nested too deeply)")));
+        }
+        let Some(def) = &rel.view_definition else {
+            return Err(Refusal::new(
+                "0A000",
+                format!("pgveil does not know the definition of view {name}"),
+                Some("the catalog snapshot lacks it; ask the DBA to check pgveil's catalog access".into()),
+            ));
+        };
+        let parsed = pg_query::parse(def, pg_query::ParserOptions::DEFAULT).map_err(|e| {
+            Refusal::new("0A000", format!("cannot parse the definition of view {name}: {e}"), None)
+        })?;
+        let mut stmts = parsed.protobuf.stmts;
+        let Some(mut body) = stmts.pop().and_then(|s| s.stmt).filter(|_| stmts.is_empty()) else {
+            return Err(unsupported(&format!("the definition of view {name}")));
+        };
+        let saved_levels = std::mem::take(&mut self.levels);
+        let saved_rewrote = std::mem::replace(&mut self.rewrote, false);
+        let saved_keyed = std::mem::replace(&mut self.keyed_ok, false);
+        self.view_depth += 1;
+        let r = self.query_node(&mut body, false);
+        self.view_depth -= 1;
+        self.levels = saved_levels;
+        self.keyed_ok = saved_keyed;
+        let inner_rewrote = std::mem::replace(&mut self.rewrote, saved_rewrote);
+        if let Err(mut e) = r {
+            e.message = format!("{} (in view {name})", e.message);
+            return Err(e);
+        }
+        if inner_rewrote {
+            let mut colnames: Vec<Node> =
+                user_alias.as_ref().map(|a| a.colnames.clone()).unwrap_or_default();
+            for c in rel.columns.iter().skip(colnames.len()) {
+                colnames.push(Node { node: Some(N::String(protobuf::String { sval: c.name.clone() })) });
+            }
+            n.node = Some(N::RangeSubselect(Box::new(protobuf::RangeSubselect {
+                lateral: false,
+                subquery: Some(body),
+                alias: Some(protobuf::Alias { aliasname: refname.to_string(), colnames }),
+            })));
+            self.rewrote = true;
+            self.touched_protected = true;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- expressions
+
+    fn opt_expr(&mut self, n: &mut Option<Box<Node>>) -> R<()> {
+        match n.as_deref_mut() {
+            Some(n) => self.expr(n, Pos::Other),
+            None => Ok(()),
+        }
+    }
+
+    fn exprs(&mut self, list: &mut [Node]) -> R<()> {
+        for n in list.iter_mut() {
+            self.expr(n, Pos::Other)?;
+        }
+        Ok(())
+    }
+
+    fn check_operator(&self, name: &[Node]) -> R<()> {
+        let parts = names_of(name);
+        if parts.len() > 1 && parts[0] != "pg_catalog" {
+            return Err(Refusal::new(
+                "42501",
+                format!("permission denied for operator {}", parts.join(".")),
+                Some("user-defined operators run functions pgveil cannot see into".into()),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn expr(&mut self, n: &mut Node, pos: Pos) -> R<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(unsupported("an expression nested this deeply"));
+        }
+        let r = self.expr_inner(n, pos);
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self, n: &mut Node, pos: Pos) -> R<()> {
+        let Some(node) = &mut n.node else { return Ok(()) };
+        match node {
+            N::ColumnRef(cr) => self.column_ref(cr, pos),
+            N::AConst(_) | N::ParamRef(_) | N::SqlvalueFunction(_) | N::String(_) | N::Integer(_)
+            | N::Float(_) | N::Boolean(_) | N::BitString(_) | N::AStar(_) => Ok(()),
+            N::AExpr(e) => {
+                self.check_operator(&e.name)?;
+                self.opt_expr(&mut e.lexpr)?;
+                self.opt_expr(&mut e.rexpr)
+            }
+            N::BoolExpr(b) => self.exprs(&mut b.args),
+            N::NullTest(t) => self.opt_expr(&mut t.arg),
+            N::BooleanTest(t) => self.opt_expr(&mut t.arg),
+            N::CaseExpr(c) => {
+                self.opt_expr(&mut c.arg)?;
+                self.exprs(&mut c.args)?;
+                self.opt_expr(&mut c.defresult)
+            }
+            N::CaseWhen(w) => {
+                self.opt_expr(&mut w.expr)?;
+                self.opt_expr(&mut w.result)
+            }
+            N::CoalesceExpr(c) => self.exprs(&mut c.args),
+            N::MinMaxExpr(m) => self.exprs(&mut m.args),
+            N::RowExpr(r) => self.exprs(&mut r.args),
+            N::AArrayExpr(a) => self.exprs(&mut a.elements),
+            N::List(l) => self.exprs(&mut l.items),
+            N::TypeCast(t) => {
+                if let Some(tn) = &mut t.type_name {
+                    self.exprs(&mut tn.typmods)?;
+                }
+                self.opt_expr(&mut t.arg)
+            }
+            N::CollateClause(c) => self.opt_expr(&mut c.arg),
+            N::NamedArgExpr(a) => self.opt_expr(&mut a.arg),
+            N::GroupingFunc(g) => self.exprs(&mut g.args),
+            N::GroupingSet(g) => self.exprs(&mut g.content),
+            N::SortBy(s) => {
+                self.check_operator(&s.use_op)?;
+                self.opt_expr(&mut s.node)
+            }
+            N::WindowDef(w) => self.window_def(w),
+            N::ResTarget(r) => self.opt_expr(&mut r.val),
+            N::XmlExpr(x) => {
+                self.exprs(&mut x.named_args)?;
+                self.exprs(&mut x.args)
+            }
+            N::XmlSerialize(x) => self.opt_expr(&mut x.expr),
+            N::AIndirection(ind) => {
+                self.opt_expr(&mut ind.arg)?;
+                for i in ind.indirection.iter_mut() {
+                    match &mut i.node {
+                        Some(N::AIndices(ix)) => {
+                            self.opt_expr(&mut ix.lidx)?;
+                            self.opt_expr(&mut ix.uidx)?;
+                        }
+                        Some(N::String(_)) | Some(N::AStar(_)) => {}
+                        Some(other) => return Err(unsupported(&node_name(other))),
+                        None => {}
+                    }
+                }
+                Ok(())
+            }
+            N::SubLink(sl) => {
+                self.check_operator(&sl.oper_name)?;
+                self.opt_expr(&mut sl.testexpr)?;
+                match sl.subselect.as_deref_mut() {
+                    Some(q) => self.query_node(q, false).map(|_| ()),
+                    None => Ok(()),
+                }
+            }
+            N::FuncCall(f) => self.func_call(f),
+            other => Err(unsupported(&node_name(other))),
+        }
+    }
+
+    fn window_def(&mut self, w: &mut protobuf::WindowDef) -> R<()> {
+        self.exprs(&mut w.partition_clause)?;
+        self.exprs(&mut w.order_clause)?;
+        self.opt_expr(&mut w.start_offset)?;
+        self.opt_expr(&mut w.end_offset)
+    }
+
+    fn func_call(&mut self, f: &mut protobuf::FuncCall) -> R<()> {
+        let names = names_of(&f.funcname);
+        if names.len() != f.funcname.len() {
+            return Err(unsupported("a function name"));
+        }
+        let verdict = match self.fn_memo.get(&names) {
+            Some(v) => v.clone(),
+            None => {
+                let v = functions::check_call(self.ctx, &names);
+                self.fn_memo.insert(names.clone(), v.clone());
+                v
+            }
+        };
+        verdict?;
+        if names.last().is_some_and(|n| n == "current_setting") {
+            check_current_setting(&f.args)?;
+        }
+        self.exprs(&mut f.args)?;
+        self.exprs(&mut f.agg_order)?;
+        self.opt_expr(&mut f.agg_filter)?;
+        if let Some(w) = f.over.as_deref_mut() {
+            self.window_def(w)?;
+        }
+        Ok(())
+    }
+
+    /// Judge a column reference (and fix its qualifier when its relation became a subquery).
+    fn column_ref(&mut self, cr: &mut protobuf::ColumnRef, pos: Pos) -> R<()> {
+        let mut parts: Vec<Option<String>> = Vec::with_capacity(cr.fields.len());
+        for f in &cr.fields {
+            match &f.node {
+                Some(N::String(s)) => parts.push(Some(s.sval.clone())),
+                Some(N::AStar(_)) => parts.push(None),
+                _ => return Err(unsupported("a column reference")),
+            }
+        }
+        let Some(last) = parts.last() else { return Err(unsupported("an empty column reference")) };
+        if last.is_none() {
+            let quals: Vec<String> = parts[..parts.len() - 1].iter().flatten().cloned().collect();
+            if quals.len() != parts.len() - 1 {
+                return Err(unsupported("a misplaced *"));
+            }
+            let entries: Vec<Entry> = match quals.as_slice() {
+                [] => self.levels.last().map(|l| l.entries.clone()).unwrap_or_default(),
+                [q] => find_entry(&self.levels, q).cloned().into_iter().collect(),
+                [s, r] | [_, s, r] => {
+                    let e = find_qualified(&self.levels, s, r).cloned();
+                    if e.as_ref().is_some_and(|e| e.strip_schema) {
+                        let drop = quals.len() - 1;
+                        cr.fields.drain(0..drop);
+                    }
+                    e.into_iter().collect()
+                }
+                _ => return Err(unsupported("a column reference with this many qualifiers")),
+            };
+            for e in &entries {
+                self.whole_entry(e, " (selected by *)")?;
+            }
+            return Ok(());
+        }
+        let names: Vec<String> = parts.into_iter().flatten().collect();
+        match names.as_slice() {
+            [c] => {
+                let cands = resolve_column(&self.levels, c);
+                if cands.is_empty() {
+                    if let Some(e) = find_entry(&self.levels, c).cloned() {
+                        return self.whole_entry(&e, " (in a whole-row reference)");
+                    }
+                    return Ok(());
+                }
+                self.judge(&cands, pos)
+            }
+            [q, c] => {
+                if let Some(e) = find_entry(&self.levels, q) {
+                    let cands = e.cols.find(c);
+                    return self.judge(&cands, pos);
+                }
+                // `q.c` where q is a (composite) column: c is a field of it.
+                let cands = resolve_column(&self.levels, q);
+                self.judge(&cands, Pos::Other)
+            }
+            [s, r, c] | [_, s, r, c] => {
+                if let Some(e) = find_qualified(&self.levels, s, r).cloned() {
+                    if e.strip_schema {
+                        let drop = names.len() - 2;
+                        cr.fields.drain(0..drop);
+                    }
+                    let cands = e.cols.find(c);
+                    return self.judge(&cands, pos);
+                }
+                if names.len() == 3 {
+                    if let Some(e) = find_entry(&self.levels, s) {
+                        let cands = e.cols.find(r);
+                        return self.judge(&cands, Pos::Other);
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(unsupported("a column reference with this many qualifiers")),
+        }
+    }
+
+    /// A whole entry is read (`*`, `t.*`, whole-row reference).
+    fn whole_entry(&mut self, e: &Entry, how: &str) -> R<()> {
+        if let Some(c) = e.cols.guarded().next() {
+            let origin = c.origin.clone().unwrap_or(c.name.clone());
+            return Err(match &c.state {
+                ColState::Denied(r) => {
+                    let mut d = denied(&origin, r, how);
+                    d.hint = Some(format!(
+                        "{}; list the columns you may read instead",
+                        d.hint.unwrap_or_default()
+                    ));
+                    d
+                }
+                ColState::Keyed(_, r) => keyed(&origin, r),
+                _ => unsupported("this reference"),
+            });
+        }
+        for c in e.cols.all().to_vec() {
+            self.note_masked(&c);
+        }
+        Ok(())
+    }
+
+    fn judge(&mut self, cands: &[ColInfo], pos: Pos) -> R<()> {
+        let mut keyed_mask: Option<Arc<Mask>> = None;
+        for c in cands {
+            let origin = c.origin.clone().unwrap_or(c.name.clone());
+            match &c.state {
+                ColState::Denied(r) => return Err(denied(&origin, r, "")),
+                ColState::Keyed(m, r) => match (pos, &keyed_mask) {
+                    (Pos::Output(_), None) if self.keyed_ok => keyed_mask = Some(m.clone()),
+                    (Pos::Output(_), Some(prev)) if Arc::ptr_eq(prev, m) => {}
+                    _ => return Err(keyed(&origin, r)),
+                },
+                ColState::Masked => self.note_masked(c),
+                ColState::Plain => {}
+            }
+        }
+        if let (Some(m), Pos::Output(i)) = (keyed_mask, pos) {
+            self.proxy_masks.push((i, m));
+        }
+        Ok(())
+    }
+}
+
+fn alias_parts(a: &Option<protobuf::Alias>) -> (Option<String>, Vec<String>) {
+    match a {
+        Some(a) => (Some(a.aliasname.clone()), names_of(&a.colnames)),
+        None => (None, Vec::new()),
+    }
+}
+
+/// NATURAL joins on every common name: a denied or keyed column must not take part
+/// (silently dropping it would change the join; joining on raw keyed values computes on them).
+fn check_natural(left: &Cols, right: &Cols) -> R<()> {
+    let offending = |side: &Cols, other: &Cols| -> Option<ColInfo> {
+        side.guarded()
+            .find(|c| matches!(other, Cols::Unknown) || !other.find(&c.name).is_empty())
+            .cloned()
+    };
+    if let Some(c) = offending(left, right).or_else(|| offending(right, left)) {
+        let origin = c.origin.clone().unwrap_or(c.name.clone());
+        return Err(match &c.state {
+            ColState::Denied(r) => denied(&origin, r, " (in a NATURAL join)"),
+            ColState::Keyed(_, r) => keyed(&origin, r),
+            _ => unsupported("this NATURAL join"),
+        });
+    }
+    Ok(())
+}
+
+/// `current_setting` reads session settings; custom (dotted) ones are where applications keep
+/// secrets and tenant keys, so only a constant built-in setting name passes.
+fn check_current_setting(args: &[Node]) -> R<()> {
+    let name = match args.first().map(|a| &a.node) {
+        Some(Some(N::AConst(c))) => match &c.val {
+            Some(a_const::Val::Sval(s)) => Some(s.sval.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match name {
+        Some(n) if !n.contains('.') => Ok(()),
+        _ => Err(Refusal::new(
+            "42501",
+            "permission denied for current_setting of a custom or computed setting name",
+            Some("pgveil allows current_setting('<built-in setting>') with a constant name".into()),
+        )),
+    }
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests: pgveil in front of a real PostgreSQL, driven by real clients.
+//! One test binary (faster to link); a module per area.
+mod common;
+mod proxy;
+mod raw;
