@@ -126,6 +126,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 const START_ATTEMPTS: usize = 8;
 
 /// A running throwaway PostgreSQL cluster. See the module documentation.
+#[derive(Debug)]
 pub struct Cluster {
     /// Directory of initdb, pg_ctl, postgres (and, usually, psql and pgbench).
     bindir: PathBuf,
@@ -210,6 +211,30 @@ impl Cluster {
         }))
     }
 
+    /// One cluster for the whole process (trust auth), started on first use. It is never
+    /// dropped: its watchdog stops and removes it when the process exits. For tests that need
+    /// no server-level isolation; each should work in its own database ([`Cluster::create_unique_db`]).
+    /// A failed start is not cached: the next call tries again.
+    pub fn shared() -> Result<&'static Cluster, ClusterError> {
+        static SHARED: Mutex<Option<&'static Cluster>> = Mutex::new(None);
+        let mut guard = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = *guard {
+            return Ok(c);
+        }
+        let c: &'static Cluster = Box::leak(Box::new(Cluster::start()?));
+        *guard = Some(c);
+        Ok(c)
+    }
+
+    /// Creates a database named `<prefix>_<n>`, unique within this cluster's life, and returns
+    /// its name.
+    pub fn create_unique_db(&self, prefix: &str) -> Result<String, ClusterError> {
+        static DB_COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = format!("{prefix}_{}", DB_COUNTER.fetch_add(1, Ordering::Relaxed));
+        self.create_db(&name)?;
+        Ok(name)
+    }
+
     /// The TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
@@ -258,6 +283,16 @@ impl Cluster {
             self.port,
             percent_encode(db)
         )
+    }
+
+    /// Connects with tokio-postgres (no TLS) as the superuser to `db`; the connection is driven
+    /// by a task on the current tokio runtime and ends when the client is dropped.
+    pub async fn connect(&self, db: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::connect(&self.url(db), tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
     }
 
     /// A client or server tool (`psql`, `pgbench`, `pg_dump`, ...) of the same installation;
@@ -480,11 +515,16 @@ impl Cluster {
             .map_err(io_err(format!("running {tool}")))
     }
 
+    /// The watchdog (see the module doc). It checks three times, a second apart, because the
+    /// process may die while an orphaned `pg_ctl start` is still bringing the server up.
     fn spawn_watchdog(&self) -> Result<Child, ClusterError> {
         const SCRIPT: &str = r#"pgctl=$1; data=$2; root=$3; shift 3
 trap '' INT HUP TERM PIPE QUIT
 while read -r _; do :; done
-if [ -f "$data/postmaster.pid" ]; then "$@" "$pgctl" stop -D "$data" -m immediate -w -t 30 >/dev/null 2>&1; fi
+for attempt in 1 2 3; do
+  if [ -f "$data/postmaster.pid" ]; then "$@" "$pgctl" stop -D "$data" -m immediate -w -t 30 >/dev/null 2>&1; fi
+  [ "$attempt" = 3 ] || sleep 1
+done
 rm -rf "$root""#;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
@@ -640,7 +680,9 @@ impl Drop for Cluster {
             let _ = w.kill();
             let _ = w.wait();
         }
-        if self.data.join("postmaster.pid").exists() {
+        let pid_file = self.data.join("postmaster.pid");
+        if pid_file.exists() {
+            let postmaster = postmaster_pid(&pid_file);
             let _ = self.run_server_tool(
                 "pg_ctl",
                 &[
@@ -655,6 +697,16 @@ impl Drop for Cluster {
                     "-s".as_ref(),
                 ],
             );
+            // A server too wedged for pg_ctl must still not outlive the test.
+            if let Some(pid) = postmaster {
+                // SAFETY: kill has no memory-safety preconditions; the pid is the postmaster we
+                // started (its pid file is in our private directory).
+                unsafe {
+                    if libc::kill(pid, 0) == 0 {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
         }
         let _ = fs::remove_dir_all(&self.root);
         if self.port != 0 {
@@ -700,9 +752,39 @@ fn write_owned(
     Ok(())
 }
 
-/// Creates `$TMPDIR/pgveil-pg-<pid>-<n>-<nanos>`, mode 0700, owned by the service user.
+/// The postmaster's pid: the first line of `postmaster.pid`.
+fn postmaster_pid(pid_file: &Path) -> Option<libc::pid_t> {
+    let text = fs::read_to_string(pid_file).ok()?;
+    text.lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&p: &libc::pid_t| p > 0)
+}
+
+/// Where cluster directories go: `$TMPDIR`, unless the socket path would get too long for
+/// `sun_path` (about 107 bytes) or, when the server runs as another user, that user could not
+/// reach it (a private `$TMPDIR` of root's); `/tmp` then.
+fn base_dir(owner: Option<&ServiceUser>) -> PathBuf {
+    let tmp = std::env::temp_dir();
+    let too_long = tmp.as_os_str().len() > 60;
+    let unreachable = owner.is_some()
+        && tmp.ancestors().any(|d| {
+            fs::metadata(d)
+                .map(|m| m.permissions().mode() & 0o001 == 0)
+                .unwrap_or(true)
+        });
+    if too_long || unreachable {
+        PathBuf::from("/tmp")
+    } else {
+        tmp
+    }
+}
+
+/// Creates `<base>/pgveil-pg-<pid>-<n>-<nanos>`, mode 0700, owned by the service user.
 fn make_root_dir(owner: Option<&ServiceUser>) -> Result<PathBuf, ClusterError> {
-    let base = std::env::temp_dir();
+    let base = base_dir(owner);
     for _ in 0..100 {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let nanos = SystemTime::now()

@@ -18,6 +18,16 @@ pub struct ServeConfig {
     pub require_tls: bool,
     /// Largest message accepted from a client, in bytes.
     pub max_message_size: usize,
+    /// The audit trail (issue 5); None: no audit (a warning at start-up).
+    pub audit: Option<crate::audit::AuditConfig>,
+    /// Failed-login throttling and lockout.
+    pub lockout: crate::session::lockout::LockoutConfig,
+    /// Where to serve Prometheus metrics, /healthz and /readyz.
+    pub metrics: Option<SocketAddr>,
+    /// How often the rules directory is checked for changes.
+    pub rules_poll: std::time::Duration,
+    /// How often the catalog (and rules) are reloaded even without a change.
+    pub catalog_refresh: std::time::Duration,
 }
 
 impl ServeConfig {
@@ -31,6 +41,11 @@ impl ServeConfig {
             tls_key: None,
             require_tls: false,
             max_message_size: 64 * 1024 * 1024,
+            audit: None,
+            lockout: Default::default(),
+            metrics: None,
+            rules_poll: std::time::Duration::from_secs(1),
+            catalog_refresh: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -12,14 +12,20 @@
 //! - [`rules`]: loading and validating the YAML rules directory.
 //! - [`cluster`]: throwaway PostgreSQL clusters for tests, the demo and benchmarks.
 //! - [`demo`]: the built-in demo (sample seller data + rules).
+//! - [`audit`], [`metrics`], [`reload`]: running during a deal (audit trail, Prometheus
+//!   metrics, hot reload of rules and catalog).
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod mask;
+pub mod metrics;
 pub mod net;
 pub mod policy;
+pub mod reload;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod server;

@@ -46,6 +46,24 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", pgveil::session::scram::hash_password(&pw));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Scan(args) => {
+            print!("{}", pgveil::scan::run(&args.options(), args.out.as_deref()).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { rules, upstream, format } => {
+            print!("{}", pgveil::report::run_report(&rules, upstream.as_deref(), format).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(cli::AuditCommand::Verify { files }) => match pgveil::audit::verify_files(&files) {
+            Ok(report) => {
+                println!("{report}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(broken) => {
+                eprintln!("audit chain broken: {broken}");
+                Ok(ExitCode::from(1))
+            }
+        },
         Command::Demo { listen } => {
             pgveil::demo::run(listen).await?;
             Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@
 //! once running, a failing session never affects the listener or other sessions.
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,10 @@ use dashmap::DashMap;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::audit::Audit;
 use crate::config::ServeConfig;
+use crate::metrics::Metrics;
+use crate::session::lockout::Lockout;
 use crate::session::{self, Shared};
 use crate::sql::AnalysisCache;
 use crate::state::{self, PolicyCell};
@@ -25,7 +29,10 @@ const MAX_CONNECTIONS: usize = 4096;
 /// A bound, ready server.
 pub struct Server {
     pub local_addr: SocketAddr,
+    /// Where `/metrics` is served, when `--metrics` was given.
+    pub metrics_addr: Option<SocketAddr>,
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -46,7 +53,21 @@ impl Server {
         }
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = match config.metrics {
+            Some(addr) => Some(crate::metrics::bind(addr).await?),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let metrics = Arc::new(Metrics::new());
+        let audit = match &config.audit {
+            Some(a) => Audit::open(a, metrics.clone())?,
+            None => {
+                tracing::warn!("no --audit-log: statements and logins are not audited");
+                Audit::disabled()
+            }
+        };
         let shared = Arc::new(Shared {
+            lockout: Lockout::new(config.lockout.clone()),
             config,
             upstream,
             policy: PolicyCell::new(policy),
@@ -54,8 +75,14 @@ impl Server {
             cancel_keys: DashMap::new(),
             decoy_secret: rand::random(),
             analysis: AnalysisCache::new(10_000),
+            metrics,
+            audit,
+            role_sessions: DashMap::new(),
+            next_session: AtomicU64::new(1),
+            reload_wanted: tokio::sync::Notify::new(),
+            reload_lock: tokio::sync::Mutex::new(()),
         });
-        Ok(Server { local_addr, listener, shared })
+        Ok(Server { local_addr, metrics_addr, listener, metrics_listener, shared })
     }
 
     /// The shared state (for reloads and tests).
@@ -66,6 +93,14 @@ impl Server {
     /// Serves until `shutdown` completes; open sessions are dropped then.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(listen = %self.local_addr, upstream = %self.shared.upstream.display(), "pgveil is serving");
+        // Background tasks end with the server (aborted when their guards drop).
+        let _reloader = AbortOnDrop(tokio::spawn(crate::reload::watch(self.shared.clone())));
+        let _metrics = self.metrics_listener.map(|l| {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(metrics = %a, "serving /metrics, /healthz, /readyz");
+            }
+            AbortOnDrop(tokio::spawn(crate::metrics::serve(l, self.shared.clone())))
+        });
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let accept = async {
             let mut backoff = Duration::from_millis(5);
@@ -97,5 +132,14 @@ impl Server {
             _ = shutdown => tracing::info!("shutting down"),
         }
         Ok(())
+    }
+}
+
+/// Aborts a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -59,7 +59,7 @@ fn two_clusters_start_at_once_and_are_independent() {
 
     rt().block_on(async {
         let ca = connect(&a.url("postgres")).await.expect("connect a");
-        let cb = connect(&b.url("postgres")).await.expect("connect b");
+        let cb = b.connect("postgres").await.expect("connect b with the helper");
         ca.batch_execute("CREATE TABLE only_in_a (x int); INSERT INTO only_in_a VALUES (7)")
             .await
             .expect("create in a");
@@ -372,4 +372,16 @@ fn write_executable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(p, "#!/bin/sh\n").expect("write");
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn the_shared_cluster_is_started_once_and_hands_out_separate_databases() {
+    let a = Cluster::shared().expect("shared cluster");
+    let b = Cluster::shared().expect("shared cluster again");
+    assert!(std::ptr::eq(a, b));
+    let d1 = a.create_unique_db("t").expect("db 1");
+    let d2 = b.create_unique_db("t").expect("db 2");
+    assert_ne!(d1, d2);
+    a.psql(&d1, "CREATE TABLE x (i int)").expect("create in d1");
+    assert!(a.psql(&d2, "SELECT * FROM x").is_err(), "databases are separate");
 }

@@ -540,6 +540,13 @@ fn search_path_hijack_has_no_effect() {
         )
         .await
         .expect("hijack setup");
+        // The hijack is live for unqualified names...
+        let live = c
+            .query_one("SELECT left('abc'::pg_catalog.text, 1), 'a'::pg_catalog.text || 'b'::pg_catalog.text", &[])
+            .await
+            .expect("hijacked query");
+        assert_eq!((live.get::<_, String>(0), live.get::<_, String>(1)), ("LEAK".into(), "LEAK".into()));
+        // ...and must not touch the masks.
         let values = text_values();
         let mut rep = Report::default();
         make_table(&c, "public.h_text", "pg_catalog.text", &values).await;

@@ -646,9 +646,9 @@ fn demo_rules_compile_to_the_expected_plans() {
     // Every column of a protected relation is in its plan, in attnum order.
     assert_eq!(customers.columns.len(), 13);
     assert!(customers.columns.windows(2).all(|w| w[0].attnum < w[1].attnum));
-    // The view over customers passes masks through.
-    assert_eq!(action(analyst, "customer_contacts", "phone"), "mask");
-    assert_eq!(action(analyst, "customer_contacts", "city"), "clear");
+    // The view over customers gets no plan of its own: the analyser expands it, so the
+    // masks and the row filter of customers apply through it.
+    assert!(analyst.tables.values().all(|t| t.name != "customer_contacts"));
     assert_eq!(analyst.limits.max_rows, Some(100_000));
 
     let auditor = &plans["auditor"];
@@ -765,6 +765,10 @@ fn privacy_by_default_masks_unnamed_columns_of_user_tables_only() {
     assert_eq!(action(a, "customers", "vip_level"), "mask");
     assert_eq!(action(a, "suppliers", "name"), "mask");
     assert!(!a.tables.contains_key(&1259), "pg_catalog must stay clear");
+    assert!(
+        !a.tables.contains_key(&16440),
+        "views are expanded, not masked by default"
+    );
     assert_eq!(
         what(a, "orders", "status"),
         "public.orders.status (role analyst default: mask, redact)"
@@ -848,5 +852,46 @@ fn check_dir_summarises_the_demo_rules_and_lists_errors() {
         err,
         "rules/t.yaml:1:1: unknown section 'tabels' (hint: did you mean 'tables'?)\n\
          rules/t.yaml:3:14: unknown class 'sensitve' (hint: did you mean 'sensitive'?)"
+    );
+}
+
+#[test]
+fn rules_on_a_view_over_a_protected_table_are_refused() {
+    let e = compile_errors(
+        "tables:\n  public.customers:\n    phone: { class: sensitive, mask: phone }\n  public.customer_contacts:\n    email: sensitive\n",
+    );
+    assert_eq!(
+        e,
+        ["rules/t.yaml:9:5: view public.customer_contacts reads public.customers, which has rules: rules on the view would replace them (hint: rule the tables under the view; pgveil applies their rules when the view is read)"]
+    );
+    // A view over unprotected data may be ruled.
+    let text = base() + "tables:\n  public.customer_contacts:\n    email: sensitive\n";
+    let dir = write(&[("t.yaml", &text)]);
+    let plans = compile(&load_dir(dir.path()).unwrap(), &demo_catalog(), &demo_keys()).unwrap();
+    assert_eq!(action(&plans["analyst"], "customer_contacts", "email"), "mask");
+}
+
+/// What `pgveil hash-password` prints is what `scram:` accepts.
+#[test]
+fn hash_password_output_is_a_valid_scram_field() {
+    let verifier = pgveil::session::scram::hash_password("correct horse");
+    let text = base().replace(SCRAM, &verifier);
+    let rules = ok(&[("t.yaml", &text)]);
+    assert_eq!(
+        rules.logins["alice"].scram_verifier.as_deref(),
+        Some(verifier.as_str())
+    );
+}
+
+#[test]
+fn bare_token_needs_the_default_key() {
+    let text = base().replace(
+        "{ sees: public }",
+        "{ sees: public, masks: { public.customers.email: token } }",
+    );
+    let e = errors(&[("t.yaml", &text)]);
+    assert_eq!(
+        e,
+        ["rules/t.yaml:2:61: mask of public.customers.email for role analyst uses unknown key 'default' (hint: a keyed mask without key: uses the key id 'default': declare it under keys:, or write key: <id>)"]
     );
 }

@@ -38,11 +38,16 @@ ANALYZE;
 ";
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -50,19 +55,36 @@ async fn connect(url: &str) -> Client {
 }
 
 fn rule(what: &str) -> Option<RuleRef> {
-    Some(RuleRef { file: "rules/tables.yaml".into(), line: 1, what: what.into() })
+    Some(RuleRef {
+        file: "rules/tables.yaml".into(),
+        line: 1,
+        what: what.into(),
+    })
 }
 
 /// The analyst's plan on the loaded catalog (same shape as tests/sql_analysis.rs).
 fn analyst(cat: &Catalog) -> RolePlan {
-    let keys = Keys { keys: HashMap::from([("default".to_string(), vec![9u8; 32])]) };
-    let partial = || MaskSpec::Partial { keep_first: 3, keep_last: 4, fill: '*', fixed_length: None };
+    let keys = Keys {
+        keys: HashMap::from([("default".to_string(), vec![9u8; 32])]),
+    };
+    let partial = || MaskSpec::Partial {
+        keep_first: 3,
+        keep_last: 4,
+        fill: '*',
+        fixed_length: None,
+    };
     let specs: Vec<(&str, Vec<(&str, Option<MaskSpec>)>, Option<&str>)> = vec![
         (
             "customers",
             vec![
                 ("name", Some(MaskSpec::CnName)),
-                ("id_number", Some(MaskSpec::Token { format: TokenFormat::CnId, key: "default".into() })),
+                (
+                    "id_number",
+                    Some(MaskSpec::Token {
+                        format: TokenFormat::CnId,
+                        key: "default".into(),
+                    }),
+                ),
                 ("phone", Some(partial())),
                 ("email", Some(MaskSpec::Email)),
                 ("bank_card", Some(MaskSpec::BankCard { keep_bin: true })),
@@ -71,7 +93,20 @@ fn analyst(cat: &Catalog) -> RolePlan {
             ],
             Some("consent_transfer"),
         ),
-        ("employees", vec![("salary", None), ("id_number", Some(MaskSpec::CnId { keep_birth_year: false })), ("phone", Some(partial()))], None),
+        (
+            "employees",
+            vec![
+                ("salary", None),
+                (
+                    "id_number",
+                    Some(MaskSpec::CnId {
+                        keep_birth_year: false,
+                    }),
+                ),
+                ("phone", Some(partial())),
+            ],
+            None,
+        ),
         ("suppliers", vec![("contact_phone", Some(partial()))], None),
     ];
     let mut tables = HashMap::new();
@@ -89,7 +124,12 @@ fn analyst(cat: &Catalog) -> RolePlan {
                     )),
                     None => ColumnAction::Clear,
                 };
-                ColumnPlan { name: c.name.clone(), attnum: c.attnum, action, rule: rule(&format!("public.{name}.{}", c.name)) }
+                ColumnPlan {
+                    name: c.name.clone(),
+                    attnum: c.attnum,
+                    action,
+                    rule: rule(&format!("public.{name}.{}", c.name)),
+                }
             })
             .collect();
         tables.insert(
@@ -99,11 +139,26 @@ fn analyst(cat: &Catalog) -> RolePlan {
                 schema: "public".into(),
                 name: name.into(),
                 columns,
-                row_filter: filter.map(|f| (f.to_string(), RuleRef { file: "rules/tables.yaml".into(), line: 2, what: "consent".into() })),
+                row_filter: filter.map(|f| {
+                    (
+                        f.to_string(),
+                        RuleRef {
+                            file: "rules/tables.yaml".into(),
+                            line: 2,
+                            what: "consent".into(),
+                        },
+                    )
+                }),
             },
         );
     }
-    RolePlan { role: "analyst".into(), unrestricted: false, tables, allowed_functions: HashSet::new(), limits: Limits::default() }
+    RolePlan {
+        role: "analyst".into(),
+        unrestricted: false,
+        tables,
+        allowed_functions: HashSet::new(),
+        limits: Limits::default(),
+    }
 }
 
 /// All rows of every statement of a simple query, as text.
@@ -135,12 +190,22 @@ fn setup() -> Env {
         load(&c, 1).await.expect("catalog")
     });
     let plan = analyst(&cat);
-    Env { _cluster: cluster, cluster_url: url, cat, plan, path: vec!["public".into()] }
+    Env {
+        _cluster: cluster,
+        cluster_url: url,
+        cat,
+        plan,
+        path: vec!["public".into()],
+    }
 }
 
 impl Env {
     fn analyze(&self, sql: &str) -> Analysis {
-        let ctx = Context { catalog: &self.cat, plan: &self.plan, search_path: &self.path };
+        let ctx = Context {
+            catalog: &self.cat,
+            plan: &self.plan,
+            search_path: &self.path,
+        };
         analyze(sql, &ctx).unwrap_or_else(|e| panic!("refused: {sql}\n{e}"))
     }
 }
@@ -236,6 +301,13 @@ fn rewritten_statements_execute_on_masked_values() {
         // Keyed columns: raw in the database result, at the positions pgveil masks.
         let a = env.analyze("SELECT id, id_number FROM customers ORDER BY id");
         assert_eq!(a.statements[0].proxy_masks.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1]);
+        let st = c.prepare(a.sql.as_str()).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
+        let names: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
+        assert_eq!(names, vec!["id", "id_number"], "clients see their own column names");
+        // The raw column is reachable under its internal name only: a reference pgveil did
+        // not rewrite (as a parser differential would produce) fails in the database.
+        let sneaky = format!("SELECT s.id_number FROM ({}) s", a.sql.replace(" AS id_number", ""));
+        assert!(rows(&c, &sneaky).await.is_err(), "{sneaky}");
 
         // COPY, cursors, PREPARE/EXECUTE, parameters.
         let a = env.analyze("COPY suppliers TO STDOUT");
@@ -267,7 +339,11 @@ fn psql_describe_queries(env: &Env, meta: &str) -> Vec<String> {
         .env("PGCLIENTENCODING", "UTF8")
         .output()
         .expect("run psql");
-    assert!(out.status.success(), "psql {meta}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql {meta}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let mut queries = Vec::new();
     let mut cur: Option<String> = None;
@@ -290,19 +366,64 @@ fn psql_describe_queries(env: &Env, meta: &str) -> Vec<String> {
 fn psql_describe_queries_pass_and_answer_as_directly() {
     let env = setup();
     let mut total = 0;
-    for meta in ["\\d customers", "\\d", "\\dt", "\\dn", "\\df", "\\l", "\\dv", "\\di", "\\d customer_contacts", "\\d+ customers", "\\du"] {
+    for meta in [
+        "\\d customers",
+        "\\d",
+        "\\dt",
+        "\\dn",
+        "\\df",
+        "\\l",
+        "\\dv",
+        "\\di",
+        "\\d customer_contacts",
+        "\\d+ customers",
+        "\\du",
+    ] {
         let queries = psql_describe_queries(&env, meta);
         assert!(!queries.is_empty(), "psql -E {meta} printed no query");
         rt().block_on(async {
             let c = connect(&env.cluster_url).await;
             for q in &queries {
                 let a = env.analyze(q);
-                let direct = rows(&c, q).await.unwrap_or_else(|e| panic!("{meta}: direct {q}: {e}"));
-                let through = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{meta}: rewritten fails: {e}\n{}", a.sql));
+                let direct = rows(&c, q)
+                    .await
+                    .unwrap_or_else(|e| panic!("{meta}: direct {q}: {e}"));
+                let through = rows(&c, &a.sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{meta}: rewritten fails: {e}\n{}", a.sql));
                 assert_eq!(through, direct, "{meta}: {q}\nrewritten: {}", a.sql);
                 total += 1;
             }
         });
     }
     assert!(total >= 15, "only {total} psql queries checked");
+}
+
+/// Catalog queries pgjdbc's DatabaseMetaData and connection setup send (getTables,
+/// getColumns, getPrimaryKeys, getSchemas, type cache), as the driver composes them.
+const JDBC: &[&str] = &[
+    "SET extra_float_digits = 3",
+    "SET application_name = 'PostgreSQL JDBC Driver'",
+    "SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, c.relname AS TABLE_NAME, CASE n.nspname ~ '^pg_' OR n.nspname = 'information_schema' WHEN true THEN CASE WHEN n.nspname = 'pg_catalog' OR n.nspname = 'information_schema' THEN CASE c.relkind WHEN 'r' THEN 'SYSTEM TABLE' WHEN 'v' THEN 'SYSTEM VIEW' WHEN 'i' THEN 'SYSTEM INDEX' ELSE NULL END WHEN n.nspname = 'pg_toast' THEN CASE c.relkind WHEN 'r' THEN 'SYSTEM TOAST TABLE' WHEN 'i' THEN 'SYSTEM TOAST INDEX' ELSE NULL END ELSE CASE c.relkind WHEN 'r' THEN 'TEMPORARY TABLE' WHEN 'p' THEN 'TEMPORARY TABLE' WHEN 'i' THEN 'TEMPORARY INDEX' WHEN 'S' THEN 'TEMPORARY SEQUENCE' WHEN 'v' THEN 'TEMPORARY VIEW' ELSE NULL END END WHEN false THEN CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'p' THEN 'PARTITIONED TABLE' WHEN 'i' THEN 'INDEX' WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'c' THEN 'TYPE' WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE NULL END ELSE NULL END AS TABLE_TYPE, d.description AS REMARKS, '' as TYPE_CAT, '' as TYPE_SCHEM, '' as TYPE_NAME, '' AS SELF_REFERENCING_COL_NAME, '' AS REF_GENERATION FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_description d ON (c.oid = d.objoid AND d.objsubid = 0 and d.classoid = 'pg_class'::regclass) WHERE c.relnamespace = n.oid AND c.relname LIKE '%' AND (false OR ( c.relkind IN ('r','p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ) OR ( c.relkind = 'v' AND n.nspname <> 'pg_catalog' AND n.nspname <> 'information_schema' ) ) ORDER BY TABLE_TYPE,TABLE_SCHEM,TABLE_NAME",
+    "SELECT * FROM (SELECT n.nspname,c.relname,a.attname,a.atttypid,a.attnotnull OR (t.typtype = 'd' AND t.typnotnull) AS attnotnull,a.atttypmod,a.attlen,t.typtypmod,row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum) AS attnum, nullif(a.attidentity, '') as attidentity,nullif(a.attgenerated, '') as attgenerated,pg_catalog.pg_get_expr(def.adbin, def.adrelid) AS adsrc,dsc.description,t.typbasetype,t.typtype  FROM pg_catalog.pg_namespace n  JOIN pg_catalog.pg_class c ON (c.relnamespace = n.oid)  JOIN pg_catalog.pg_attribute a ON (a.attrelid=c.oid)  JOIN pg_catalog.pg_type t ON (a.atttypid = t.oid)  LEFT JOIN pg_catalog.pg_attrdef def ON (a.attrelid=def.adrelid AND a.attnum = def.adnum)  LEFT JOIN pg_catalog.pg_description dsc ON (c.oid=dsc.objoid AND a.attnum = dsc.objsubid)  LEFT JOIN pg_catalog.pg_class dc ON (dc.oid=dsc.classoid AND dc.relname='pg_class')  LEFT JOIN pg_catalog.pg_namespace dn ON (dc.relnamespace=dn.oid AND dn.nspname='pg_catalog')  WHERE c.relkind in ('r','p','v','f','m') and a.attnum > 0 AND NOT a.attisdropped  AND n.nspname LIKE 'public' AND c.relname LIKE 'customers') c WHERE true  ORDER BY nspname,c.relname,attnum",
+    "SELECT result.TABLE_CAT, result.TABLE_SCHEM, result.TABLE_NAME, result.COLUMN_NAME, result.KEY_SEQ, result.PK_NAME FROM (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM,   ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME,   (information_schema._pg_expandarray(i.indkey)).n AS KEY_SEQ, ci.relname AS PK_NAME,   information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS A_ATTNUM FROM pg_catalog.pg_class ct   JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid)   JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid)   JOIN pg_catalog.pg_index i ON ( a.attrelid = i.indrelid)   JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid) WHERE true  AND n.nspname = E'public' AND ct.relname = E'customers' AND i.indisprimary  ) result where  result.A_ATTNUM = (result.KEYS).x  ORDER BY result.table_name, result.pk_name, result.key_seq",
+    "SELECT nspname AS TABLE_SCHEM, NULL AS TABLE_CATALOG FROM pg_catalog.pg_namespace  WHERE nspname <> 'pg_toast' AND (nspname !~ '^pg_temp_'  OR nspname = (pg_catalog.current_schemas(true))[1]) AND (nspname !~ '^pg_toast_temp_'  OR nspname = replace((pg_catalog.current_schemas(true))[1], 'pg_temp_', 'pg_toast_temp_'))  ORDER BY TABLE_SCHEM",
+    "SELECT t.typname,t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON (t.typnamespace = n.oid)  WHERE n.nspname  != 'pg_toast' AND  (t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid))",
+    "SELECT typinput='pg_catalog.array_in'::regproc as is_array, typtype, typname, pg_type.oid   FROM pg_catalog.pg_type   LEFT JOIN (select ns.oid as nspoid, ns.nspname, r.r           from pg_namespace as ns           join ( select s.r, (current_schemas(false))[s.r] as nspname                    from generate_series(1, array_upper(current_schemas(false), 1)) as s(r) ) as r          using ( nspname )        ) as sp     ON sp.nspoid = typnamespace  WHERE pg_type.oid = 23  ORDER BY sp.r, pg_type.oid DESC",
+];
+
+#[test]
+fn jdbc_metadata_queries_pass_and_answer_as_directly() {
+    let env = setup();
+    rt().block_on(async {
+        let c = connect(&env.cluster_url).await;
+        for q in JDBC {
+            let a = env.analyze(q);
+            let direct = rows(&c, q).await.unwrap_or_else(|e| panic!("direct {q}: {e}"));
+            let through = rows(&c, &a.sql)
+                .await
+                .unwrap_or_else(|e| panic!("rewritten fails: {e}\n{}", a.sql));
+            assert_eq!(through, direct, "{q}\nrewritten: {}", a.sql);
+        }
+    });
 }

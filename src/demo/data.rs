@@ -63,7 +63,7 @@ impl SplitMix64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
-    /// Uniform in `lo..=hi`.
+    /// Uniform in `lo..=hi` (`lo <= hi`; callers pass constants).
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
     }
@@ -73,6 +73,8 @@ impl SplitMix64 {
         self.below(100) < percent
     }
 
+    /// A uniformly chosen item. `items` must not be empty: every caller passes one of the
+    /// non-empty constant tables of this module, so the index is always in range.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
@@ -595,7 +597,7 @@ impl Generator {
             format!("{surname_py}{given_py}{suffix}@{email_domain}")
         };
         let bank_card = self.bank_card();
-        let region = &REGIONS[home];
+        let region = &REGIONS[home]; // home < REGIONS.len(): drawn with below(len)
         let address = {
             let h = &mut self.hidden;
             let mut a = format!(
@@ -1281,5 +1283,35 @@ mod tests {
             .expect("row");
         let (c, _) = Generator::new(9, 9).customer(1);
         assert_eq!(first, format!("{}|{}\n", c.name, c.id_number));
+    }
+
+    #[tokio::test]
+    async fn load_url_gives_the_same_rows_as_load() {
+        let cluster = tokio::task::spawn_blocking(|| {
+            let c = Cluster::start().expect("cluster");
+            c.create_db("via_psql").expect("db");
+            c.create_db("via_url").expect("db");
+            load_with(&c, "via_psql", 21, 22, 120).expect("load via psql");
+            c
+        })
+        .await
+        .expect("setup");
+        load_url(&cluster.url("via_url"), 21, 22, 120)
+            .await
+            .expect("load via url");
+        let dump = |db: &str| {
+            cluster
+                .psql(
+                    db,
+                    "SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM customers c;\n\
+                     SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o;\n\
+                     SELECT md5(string_agg(e::text, ',' ORDER BY id)) FROM employees e;\n\
+                     SELECT md5(string_agg(s::text, ',' ORDER BY id)) FROM suppliers s;",
+                )
+                .expect("digest")
+        };
+        let a = dump("via_psql");
+        assert_eq!(a.lines().count(), 4);
+        assert_eq!(a, dump("via_url"));
     }
 }

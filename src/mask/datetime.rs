@@ -253,7 +253,25 @@ fn redact_day(ty: &ColumnType) -> i64 {
     }
 }
 
+/// PostgreSQL's range of dates (days since 2000-01-01): Julian day 0 to 5874897-12-31.
+const DATE_MIN: i64 = -2_451_545;
+const DATE_MAX: i64 = 2_145_031_948;
+/// PostgreSQL's range of timestamps (µs since 2000-01-01): 4714-11-24 BC to 294277-01-01
+/// (exclusive; timestamp(p) rounding may store exactly that end, see the SQL twin).
+const TS_MIN: i64 = DATE_MIN * USECS_PER_DAY;
+const TS_END: i64 = 106_751_983 * USECS_PER_DAY;
+
+fn in_range(w: When, per_day: i64) -> bool {
+    match w {
+        When::At(v) if per_day == 1 => (DATE_MIN..=DATE_MAX).contains(&v),
+        When::At(v) => (TS_MIN..=TS_END).contains(&v),
+        _ => true,
+    }
+}
+
 fn mask_when(kind: &Kind, ty: &ColumnType, w: Option<When>, per_day: i64) -> When {
+    // Values PostgreSQL cannot hold are malformed input: they get the redact constant.
+    let w = w.filter(|w| in_range(*w, per_day));
     match (kind, w) {
         (Kind::DateTrunc(unit), Some(When::At(v))) => {
             let days = v.div_euclid(per_day);
@@ -381,6 +399,12 @@ mod tests {
         assert_eq!(pg_days(2000, 1, 1), 0);
         // PostgreSQL's smallest date, Julian day 0.
         assert_eq!(pg_days(-4713, 11, 24), -2_451_545);
+    }
+
+    #[test]
+    fn range_constants() {
+        assert_eq!(pg_days(5_874_897, 12, 31), DATE_MAX);
+        assert_eq!(pg_days(294_277, 1, 1), 106_751_983);
     }
 
     #[test]

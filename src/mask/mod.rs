@@ -506,3 +506,41 @@ fn truncate_chars(out: &mut Vec<u8>, n: usize) -> usize {
     }
     chars
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Mask>();
+        check::<MaskSpec>();
+    }
+
+    #[test]
+    fn numeric_typmod_decoding() {
+        assert_eq!(
+            ColumnType::from_catalog(1700, (10 << 16 | 2) + 4),
+            ColumnType::NumericScaled { precision: 10, scale: 2 }
+        );
+        assert_eq!(ColumnType::from_catalog(1700, -1), ColumnType::Numeric);
+        // PostgreSQL 15 allows negative scales: numeric(2,-3).
+        assert_eq!(
+            ColumnType::from_catalog(1700, ((2 << 16) | (0x800 - 3)) + 4),
+            ColumnType::NumericScaled { precision: 2, scale: -3 }
+        );
+    }
+
+    #[test]
+    fn fitting_follows_casts() {
+        let mut v = "张三丰abc".as_bytes().to_vec();
+        assert_eq!(truncate_chars(&mut v, 4), 4);
+        assert_eq!(v, "张三丰a".as_bytes());
+        let m = Mask::new(&MaskSpec::Redact, &ColumnType::Text { oid: 1042, max_chars: Some(6) }, &Keys::default())
+            .expect("redact on char(6)");
+        let mut out = Vec::new();
+        m.apply(b"abc   ", Format::Text, &mut out);
+        assert_eq!(out, b"****  ");
+    }
+}

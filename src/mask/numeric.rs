@@ -314,6 +314,20 @@ fn step_value(m: i128, s: u32, d: &Decimal, round: bool, target: NumTarget) -> (
     let mm = m * pow10(scale - s);
     let w = d.mant * pow10(scale - d.scale);
     let mut r = step_small(mm, w, round);
+    let mut scale = scale;
+    // numeric(p,s): a value PostgreSQL sends always has scale s, so this only matters for
+    // malformed input; the cast in the SQL twin rounds the same way (half away from zero).
+    if let NumTarget::Numeric { typmod: Some((_, fixed)) } = target {
+        if scale < fixed {
+            r *= pow10(fixed - scale);
+        } else if scale > fixed {
+            let p = pow10(scale - fixed);
+            let q = r / p;
+            let rem = r % p;
+            r = if 2 * rem.abs() >= p { q + r.signum() } else { q };
+        }
+        scale = fixed;
+    }
     if let Some(max) = target.max_mant(scale) {
         r = r.clamp(-max, max);
     }
@@ -392,20 +406,19 @@ pub(crate) fn apply_numeric(kind: &Kind, target: NumTarget, value: &[u8], format
         },
         (Kind::Noise(nm), Some(n)) => match n {
             Num::Fin { ref frac, .. } => {
-                let scale = frac.len();
-                let f = nm.factor(&n.canonical());
-                let x = n.to_f64() * f;
-                let s = format!("{x:.scale$}");
-                let mut r = Num::parse_text(&s).unwrap_or_else(|| Num::zero(scale as u32));
-                if let (Some(max), Some((m, sc))) = (target.max_mant(scale as u32), r.small()) {
-                    r = Num::from_small(m.clamp(-max, max), sc);
-                } else if target.max_mant(scale as u32).is_some() {
-                    // Too large for the column: the largest value of the column's sign.
-                    let max = target.max_mant(scale as u32).unwrap_or(0);
-                    let neg = matches!(r, Num::Fin { neg: true, .. });
-                    r = Num::from_small(if neg { -max } else { max }, scale as u32);
+                let scale = target.fixed_scale().unwrap_or(frac.len() as u32);
+                let x = n.to_f64() * nm.factor(&n.canonical());
+                let s = format!("{x:.prec$}", prec = scale as usize);
+                let r = Num::parse_text(&s).unwrap_or_else(|| Num::zero(scale));
+                match (target.max_mant(scale), r.small()) {
+                    (Some(max), Some((m, sc))) => Num::from_small(m.clamp(-max, max), sc),
+                    // Too large for the column: the column's extreme of the same sign.
+                    (Some(max), None) => {
+                        let neg = matches!(r, Num::Fin { neg: true, .. });
+                        Num::from_small(if neg { -max } else { max }, scale)
+                    }
+                    (None, _) => r,
                 }
-                r
             }
             other => other,
         },

@@ -15,13 +15,12 @@
 //!    fit the column's type.
 //!
 //! Invariants: pure (no I/O); a relation gets a [`TablePlan`] whenever any of its columns is
-//! not clear or it has a row filter, and the plan lists every column of the relation; a
-//! simple view (`SELECT col, ... FROM one_table`) over a protected table inherits the
-//! table's actions for the columns it passes through, so reading through the view never
-//! shows more than reading the table; a materialized view over a protected relation that
-//! is not that simple is denied whole unless the rules name it (its rows are a stored copy
-//! the statement analyser cannot trace back). Other views are left to the analyser, which
-//! expands their definitions.
+//! not clear or it has a row filter, and the plan lists every column of the relation.
+//!
+//! Views: the statement analyser expands a view's definition, so the rules of the tables
+//! under it apply when it is read. A plan on a view would instead make it read like a table
+//! with its own masks, so views get no plan from `default: mask`, and rules naming a view
+//! that reads a protected table are an error (they would replace the table's rules).
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -318,13 +317,67 @@ impl<'a> Compiler<'a> {
                 );
             }
         }
-        inherit_through_views(cat, &mut tables);
+        self.check_views(role, &tables);
         RolePlan {
             role: role.name.clone(),
             unrestricted: false,
             tables,
             allowed_functions,
             limits,
+        }
+    }
+
+    /// A plan on a view makes the analyser read the view as a table, masking its columns
+    /// by the view's own plan instead of expanding its definition; the masks and row filter
+    /// of the tables under it would then not apply. So a view may only be ruled when what it
+    /// reads is unprotected for the role.
+    fn check_views(&mut self, role: &RoleRule, tables: &HashMap<u32, TablePlan>) {
+        let cat = self.catalog;
+        for plan in tables.values() {
+            let Some(rel) = cat.by_oid(plan.oid) else { continue };
+            if !matches!(rel.kind, RelKind::View | RelKind::MaterializedView) {
+                continue;
+            }
+            let reads = view_reads(cat, rel);
+            let protected: Vec<String> = match &reads {
+                None => vec!["(an unparsable definition)".to_string()],
+                Some(rs) => rs
+                    .iter()
+                    .filter(|r| tables.contains_key(&r.oid))
+                    .map(|r| r.qualified_name())
+                    .collect(),
+            };
+            if protected.is_empty() {
+                continue;
+            }
+            let name = crate::rules::TableName::new(rel.schema.clone(), rel.name.clone());
+            let source = self
+                .rules
+                .tables
+                .get(&name)
+                .and_then(|cols| cols.values().map(|c| &c.source).min())
+                .or_else(|| {
+                    role.masks
+                        .iter()
+                        .filter(|(c, _)| c.table == name)
+                        .map(|(_, o)| &o.source)
+                        .min()
+                })
+                .or_else(|| role.row_filters.get(&name).map(|f| &f.source))
+                .cloned()
+                .unwrap_or_else(|| role.source.clone());
+            self.errors.push(
+                RuleError::at(
+                    &source,
+                    format!(
+                        "view {name} reads {}, which has rules: rules on the view would replace them",
+                        protected.join(", ")
+                    ),
+                )
+                .with_hint(
+                    "rule the tables under the view; pgveil applies their rules when the view is read",
+                ),
+            );
         }
     }
 
@@ -370,7 +423,10 @@ impl<'a> Compiler<'a> {
                 None => (ColumnAction::Deny, Some(rule_ref(&rule.source, what))),
             };
         }
-        if role.default == DefaultAction::Mask && !SYSTEM_SCHEMAS.contains(&rel.schema.as_str()) {
+        // Views are left out of privacy by default: the analyser expands them, so the
+        // default masks of the tables under them apply.
+        let is_view = matches!(rel.kind, RelKind::View | RelKind::MaterializedView);
+        if role.default == DefaultAction::Mask && !is_view && !SYSTEM_SCHEMAS.contains(&rel.schema.as_str()) {
             let ty = column_type(col);
             for (spec, label) in [(&self.redact, "redact"), (&self.null, "null")] {
                 if let Some(spec) = spec {
@@ -393,152 +449,20 @@ impl<'a> Compiler<'a> {
     }
 }
 
-/// For each view without a plan of its own whose definition is a plain projection of one
-/// protected relation (`SELECT a, b AS c FROM t [WHERE ...]`), copy the relation's column
-/// actions onto the view's columns, so that a field whose RowDescription points at the view
-/// is judged like the column under it. Other views are left to the statement analyser.
-fn inherit_through_views(cat: &Catalog, tables: &mut HashMap<u32, TablePlan>) {
-    let mut inherited = Vec::new();
-    for rel in cat.relations.values() {
-        if !matches!(rel.kind, RelKind::View | RelKind::MaterializedView) || tables.contains_key(&rel.oid) {
-            continue;
-        }
-        let Some(def) = &rel.view_definition else { continue };
-        let Some((base_schema, base_name, sources)) = simple_projection(def) else {
-            if rel.kind == RelKind::MaterializedView {
-                if let Some(p) = deny_matview_over_protected(cat, rel, def, tables) {
-                    inherited.push(p);
-                }
-            }
-            continue;
-        };
-        // An unqualified name in a view definition is printed only when it resolves through
-        // the default search path; try the view's own schema, then public.
-        let base = match base_schema {
-            Some(s) => cat.get(&s, &base_name),
-            None => cat
-                .get(&rel.schema, &base_name)
-                .or_else(|| cat.get("public", &base_name)),
-        };
-        let Some(base) = base else { continue };
-        let Some(base_plan) = tables.get(&base.oid) else {
-            continue;
-        };
-        if sources.len() != rel.columns.len() {
-            continue;
-        }
-        let mut columns = Vec::with_capacity(rel.columns.len());
-        let mut ok = true;
-        for (col, src) in rel.columns.iter().zip(&sources) {
-            match base_plan.column(src) {
-                Some(p) => columns.push(ColumnPlan {
-                    name: col.name.clone(),
-                    attnum: col.attnum,
-                    action: p.action.clone(),
-                    rule: p.rule.clone(),
-                }),
-                None => ok = false,
-            }
-        }
-        if ok {
-            inherited.push(TablePlan {
-                oid: rel.oid,
-                schema: rel.schema.clone(),
-                name: rel.name.clone(),
-                columns,
-                row_filter: None,
-            });
-        }
-    }
-    for p in inherited {
-        tables.insert(p.oid, p);
-    }
-}
-
-/// A materialized view stores its own copy of the rows, so a statement reading it never
-/// reaches the masked table: when its definition reads a protected relation and is not a
-/// plain projection, every column is denied until the rules name the view's columns.
-fn deny_matview_over_protected(
-    cat: &Catalog,
-    rel: &Relation,
-    def: &str,
-    tables: &HashMap<u32, TablePlan>,
-) -> Option<TablePlan> {
-    // An unparsable definition is treated as reading everything.
-    let names = pg_query::parse(def, 0).map(|p| p.tables()).ok();
-    let protected = match names {
-        None => Some("an unparsable definition".to_string()),
-        Some(names) => names.into_iter().find(|n| {
-            let r = match n.split_once('.') {
+/// Relations a view or materialized view definition reads (as printed by PostgreSQL:
+/// unqualified names resolve in the view's schema, then `public`). None when unparsable.
+fn view_reads<'c>(cat: &'c Catalog, rel: &Relation) -> Option<Vec<&'c Relation>> {
+    let def = rel.view_definition.as_deref()?;
+    let names = pg_query::parse(def, 0).ok()?.tables();
+    Some(
+        names
+            .iter()
+            .filter_map(|n| match n.split_once('.') {
                 Some((s, t)) => cat.get(s, t),
                 None => cat.get(&rel.schema, n).or_else(|| cat.get("public", n)),
-            };
-            r.is_some_and(|r| tables.contains_key(&r.oid))
-        }),
-    }?;
-    let what = format!(
-        "{} (materialized view over protected {protected}: name its columns under tables:)",
-        rel.qualified_name()
-    );
-    let rule = RuleRef {
-        file: "(built-in)".into(),
-        line: 0,
-        what,
-    };
-    Some(TablePlan {
-        oid: rel.oid,
-        schema: rel.schema.clone(),
-        name: rel.name.clone(),
-        columns: rel
-            .columns
-            .iter()
-            .map(|c| ColumnPlan {
-                name: c.name.clone(),
-                attnum: c.attnum,
-                action: ColumnAction::Deny,
-                rule: Some(rule.clone()),
             })
             .collect(),
-        row_filter: None,
-    })
-}
-
-/// `SELECT c1, c2 AS x FROM [schema.]table [WHERE ...]` -> (schema, table, [c1, c2]).
-fn simple_projection(def: &str) -> Option<(Option<String>, String, Vec<String>)> {
-    use pg_query::protobuf::node::Node as N;
-    let parsed = pg_query::parse(def, 0).ok()?;
-    let stmt = parsed.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()?;
-    let N::SelectStmt(sel) = stmt else { return None };
-    if parsed.protobuf.stmts.len() != 1
-        || sel.from_clause.len() != 1
-        || !sel.group_clause.is_empty()
-        || sel.having_clause.is_some()
-        || !sel.distinct_clause.is_empty()
-        || sel.with_clause.is_some()
-        || sel.larg.is_some()
-        || sel.op > 1
-    {
-        return None;
-    }
-    let N::RangeVar(rv) = sel.from_clause[0].node.as_ref()? else {
-        return None;
-    };
-    let mut sources = Vec::new();
-    for t in &sel.target_list {
-        let N::ResTarget(rt) = t.node.as_ref()? else {
-            return None;
-        };
-        let N::ColumnRef(cr) = rt.val.as_ref()?.node.as_ref()? else {
-            return None;
-        };
-        let last = cr.fields.last()?;
-        let Some(N::String(s)) = last.node.as_ref() else {
-            return None;
-        };
-        sources.push(s.sval.clone());
-    }
-    let schema = (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone());
-    Some((schema, rv.relname.clone(), sources))
+    )
 }
 
 /// Per role: (relation, column, action) for every non-clear column, sorted, for summaries

@@ -46,8 +46,9 @@ pub fn guard_for(schema: &str, name: &str) -> Option<Guard> {
         return None;
     }
     match name {
-        "pg_statistic" | "pg_stats" | "pg_stats_ext" | "pg_stats_ext_exprs"
-        | "pg_statistic_ext_data" => Some(Guard::Refuse { reason: STATS }),
+        "pg_statistic" | "pg_stats" | "pg_stats_ext" | "pg_stats_ext_exprs" | "pg_statistic_ext_data" => {
+            Some(Guard::Refuse { reason: STATS })
+        }
         "pg_largeobject" => Some(Guard::Refuse {
             reason: "large objects are data pgveil cannot mask",
         }),
@@ -73,11 +74,9 @@ pub fn guard_for(schema: &str, name: &str) -> Option<Guard> {
             constants: &[],
             row_filter: Some("strpos(name, '.') = 0"),
         }),
-        "pg_file_settings" | "pg_hba_file_rules" | "pg_ident_file_mappings" => {
-            Some(Guard::Refuse {
-                reason: "server configuration files can hold secrets",
-            })
-        }
+        "pg_file_settings" | "pg_hba_file_rules" | "pg_ident_file_mappings" => Some(Guard::Refuse {
+            reason: "server configuration files can hold secrets",
+        }),
         _ => None,
     }
 }
@@ -88,22 +87,50 @@ mod tests {
 
     #[test]
     fn statistics_and_activity_are_refused() {
-        for n in ["pg_statistic", "pg_stats", "pg_stats_ext", "pg_stat_activity", "pg_stat_user_tables"] {
-            assert!(matches!(guard_for("pg_catalog", n), Some(Guard::Refuse { .. })), "{n}");
+        for n in [
+            "pg_statistic",
+            "pg_stats",
+            "pg_stats_ext",
+            "pg_stat_activity",
+            "pg_stat_user_tables",
+        ] {
+            assert!(
+                matches!(guard_for("pg_catalog", n), Some(Guard::Refuse { .. })),
+                "{n}"
+            );
         }
-        assert!(matches!(guard_for("public", "pg_stat_statements"), Some(Guard::Refuse { .. })));
-        assert!(matches!(guard_for("pg_toast", "pg_toast_16384"), Some(Guard::Refuse { .. })));
+        assert!(matches!(
+            guard_for("public", "pg_stat_statements"),
+            Some(Guard::Refuse { .. })
+        ));
+        assert!(matches!(
+            guard_for("pg_toast", "pg_toast_16384"),
+            Some(Guard::Refuse { .. })
+        ));
     }
 
     #[test]
     fn describe_catalogs_pass_or_are_rewritten() {
-        for n in ["pg_attribute", "pg_namespace", "pg_type", "pg_index", "pg_constraint", "pg_description"] {
+        for n in [
+            "pg_attribute",
+            "pg_namespace",
+            "pg_type",
+            "pg_index",
+            "pg_constraint",
+            "pg_description",
+        ] {
             assert_eq!(guard_for("pg_catalog", n), None, "{n}");
         }
-        assert!(matches!(guard_for("pg_catalog", "pg_class"), Some(Guard::Rewrite { .. })));
+        assert!(matches!(
+            guard_for("pg_catalog", "pg_class"),
+            Some(Guard::Rewrite { .. })
+        ));
         // Extended statistics definitions (psql \d) pass; their data does not.
         assert_eq!(guard_for("pg_catalog", "pg_statistic_ext"), None);
-        assert!(matches!(guard_for("pg_catalog", "pg_statistic_ext_data"), Some(Guard::Refuse { .. })));
+        assert!(matches!(
+            guard_for("pg_catalog", "pg_statistic_ext_data"),
+            Some(Guard::Refuse { .. })
+        ));
         // A user table that happens to be called pg_class is not a catalog.
         assert_eq!(guard_for("public", "pg_class"), None);
     }

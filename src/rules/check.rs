@@ -86,17 +86,16 @@ pub fn check_dir(dir: &Path, upstream: Option<&str>) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// Reads the catalog over pgveil's own upstream connection (same URL syntax and TLS modes
+/// as `pgveil serve --upstream`).
 async fn load_catalog(url: &str) -> anyhow::Result<crate::catalog::Catalog> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    let cfg = crate::upstream::UpstreamConfig::from_url(url).context("bad upstream URL")?;
+    let client = crate::upstream::internal_client(&cfg)
         .await
         .context("cannot connect to the upstream")?;
-    let task = tokio::spawn(conn);
     let catalog = crate::catalog::load::load(&client, 1)
         .await
         .context("cannot read the upstream catalog")?;
-    drop(client);
-    // The connection ends when the client is dropped; its result says nothing new.
-    let _ = task.await;
     Ok(catalog)
 }
 

@@ -139,10 +139,13 @@ impl Reader {
         let key_ids: Vec<String> = self.set.keys.keys().cloned().collect();
         for (id, source, what) in &self.key_refs {
             if !self.set.keys.contains_key(id) {
-                self.errors.push(
-                    RuleError::at(source, format!("{what} uses unknown key '{id}'"))
-                        .with_hint(suggest::hint(id, key_ids.iter().map(String::as_str), "keys")),
-                );
+                let hint = if id == crate::mask::DEFAULT_KEY_ID {
+                    format!("a keyed mask without key: uses the key id '{id}': declare it under keys:, or write key: <id>")
+                } else {
+                    suggest::hint(id, key_ids.iter().map(String::as_str), "keys")
+                };
+                self.errors
+                    .push(RuleError::at(source, format!("{what} uses unknown key '{id}'")).with_hint(hint));
             }
         }
         (self.set, self.errors)

@@ -224,13 +224,23 @@ pub fn parse(text: &str) -> (Option<Node>, Vec<SyntaxError>) {
                 ))
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(n) => Some((
-                    Node {
-                        pos,
-                        value: n.value.clone(),
-                    },
-                    0,
-                )),
+                Some(n) => {
+                    expanded += n.size();
+                    if expanded > MAX_ALIAS_NODES {
+                        errors.push(SyntaxError {
+                            pos,
+                            message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+                        });
+                        return (None, errors);
+                    }
+                    Some((
+                        Node {
+                            pos,
+                            value: n.value.clone(),
+                        },
+                        0,
+                    ))
+                }
                 None => {
                     errors.push(SyntaxError {
                         pos,

@@ -151,6 +151,12 @@ fn whole(v: &str) -> Option<Detector> {
     if is_resident_id(v) {
         return Some(Detector::CnId);
     }
+    if id_shaped(v) {
+        // The layout of a resident ID (real region, real date) with a wrong check
+        // character: an order number or a typo, not a card or a USCC that happens to pass
+        // their own (weaker) checks.
+        return None;
+    }
     if is_uscc(v) {
         return Some(Detector::Uscc);
     }
@@ -212,6 +218,19 @@ pub fn is_resident_id(v: &str) -> bool {
     lexicon::city_prefix_exists(num(0..4))
 }
 
+/// 17 digits and any check character, with a real province+city prefix and a real birth
+/// date where a resident ID has them.
+fn id_shaped(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) || !(b[17].is_ascii_digit() || b[17] == b'X') {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
+    let (y, m, d) = (num(6..10), num(10..12), num(12..14));
+    let date_ok = chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some();
+    date_ok && (1900..=current_year()).contains(&y) && lexicon::city_prefix_exists(num(0..4))
+}
+
 fn current_year() -> u32 {
     use chrono::Datelike;
     chrono::Utc::now().year().max(2000) as u32
@@ -245,7 +264,7 @@ pub fn is_uscc(v: &str) -> bool {
         return false;
     }
     // Registration authorities (GB 32100 table 1) and the category digit.
-    if !b"123456789ABCDEFGNY".contains(&b[0]) || !(b[1].is_ascii_digit() || b[1] == b'A') {
+    if !b"123456789ANY".contains(&b[0]) || !(b'1'..=b'9').contains(&b[1]) {
         return false;
     }
     if !b[2..8].iter().all(u8::is_ascii_digit) {
@@ -255,7 +274,32 @@ pub fn is_uscc(v: &str) -> bool {
     if !(11..=82).contains(&province) {
         return false;
     }
-    uscc_check_char(&v[..17]) == Some(b[17] as char)
+    // The embedded organisation code carries its own GB 11714 check character.
+    org_code_check_char(&v[8..16]) == Some(b[16] as char) && uscc_check_char(&v[..17]) == Some(b[17] as char)
+}
+
+/// The GB 11714 check character of an 8-character organisation code body (`0`-`9`, `X`),
+/// or `None` when the body is not 8 digits or upper-case letters.
+pub fn org_code_check_char(body8: &str) -> Option<char> {
+    const WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
+    let b = body8.as_bytes();
+    if b.len() != 8 {
+        return None;
+    }
+    let mut sum = 0u32;
+    for (c, w) in b.iter().zip(WEIGHTS) {
+        let v = match c {
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'A'..=b'Z' => u32::from(c - b'A') + 10,
+            _ => return None,
+        };
+        sum += v * w;
+    }
+    Some(match 11 - sum % 11 {
+        10 => 'X',
+        11 => '0',
+        d => char::from(b'0' + d as u8),
+    })
 }
 
 /// Digits of `v` with single spaces or dashes between digit groups removed; `None` when
@@ -539,6 +583,11 @@ mod tests {
         assert!(is_uscc("91350100M000100Y43"));
         assert!(!is_uscc("91350100M000100Y44"));
         assert_eq!(uscc_check_char("91350100M000100YI"), None);
+        assert_eq!(org_code_check_char("M000100Y"), Some('4'));
+        // Right USCC check char, wrong organisation-code check char.
+        let mut bad = String::from("91350100M000100Y5");
+        bad.push(uscc_check_char(&bad).unwrap());
+        assert!(!is_uscc(&bad));
     }
 
     #[test]

@@ -21,16 +21,17 @@ pub mod judge;
 mod lexicon;
 mod sample;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::{anyhow, Context as _};
 use serde::Serialize;
 
 use crate::rules::Class;
 
 pub use detect::{
     contains_identifier, detect, is_address, is_bank_card, is_cn_name, is_email, is_landline, is_mobile, is_passport,
-    is_plate, is_resident_id, is_uscc, name_hint, name_hint_keyword, uscc_check_char, Detector,
+    is_plate, is_resident_id, is_uscc, name_hint, name_hint_keyword, org_code_check_char, uscc_check_char, Detector,
 };
 pub use draft::{coverage, coverage_table, draft_rules, findings_table};
 pub use judge::ValueKind;
@@ -162,5 +163,38 @@ pub fn suggest(detector: Detector, kind: ValueKind) -> (Class, String) {
             _ => mask("redact"),
         },
         _ => mask("redact"),
+    }
+}
+
+/// `pgveil scan`: scans, writes the draft to `out` (or returns it for standard output), and
+/// compares the findings with the rules of `opts.rules_dir`. Progress goes to standard
+/// error. Returns what belongs on standard output: with `out`, the findings and coverage
+/// tables; without, the draft alone (so `pgveil scan > draft.yaml` works) while the tables
+/// go to standard error.
+pub async fn run(opts: &ScanOptions, out: Option<&Path>) -> anyhow::Result<String> {
+    let rules = match &opts.rules_dir {
+        Some(dir) => Some(
+            crate::rules::load_dir(dir)
+                .map_err(|e| anyhow!("rules in {} are invalid:\n{}", dir.display(), crate::rules::format_errors(&e)))?,
+        ),
+        None => None,
+    };
+    let findings = scan(opts, |line| eprintln!("{line}")).await?;
+    let draft = draft_rules(&findings);
+    let mut tables = findings_table(&findings);
+    if let Some(rules) = &rules {
+        tables.push('\n');
+        tables.push_str(&coverage_table(&coverage(&findings, rules)));
+    }
+    match out {
+        Some(path) => {
+            std::fs::write(path, &draft).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("scan: draft rules written to {}", path.display());
+            Ok(tables)
+        }
+        None => {
+            eprint!("{tables}");
+            Ok(draft)
+        }
     }
 }

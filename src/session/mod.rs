@@ -9,17 +9,21 @@
 //!
 //! Invariant: whatever happens to one session (bad bytes, a vanished client, a dead
 //! upstream) ends that session only; nothing here panics on input.
+pub mod lockout;
 mod relay;
 pub mod scram;
 mod startup;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use tokio::net::TcpStream;
 
+use crate::audit::Audit;
 use crate::config::ServeConfig;
+use crate::metrics::Metrics;
 use crate::sql::AnalysisCache;
 use crate::state::PolicyCell;
 use crate::upstream::UpstreamConfig;
@@ -39,6 +43,20 @@ pub struct Shared {
     pub decoy_secret: [u8; 32],
     /// Analyses of restricted statements, by (role, catalog version, search path, text).
     pub analysis: AnalysisCache,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The audit trail (disabled without `--audit-log`).
+    pub audit: Audit,
+    /// Failed-login counters and locks, per user and per client address.
+    pub lockout: lockout::Lockout,
+    /// Open sessions per role, for `max_sessions`.
+    pub role_sessions: DashMap<String, u32>,
+    /// Session ids for logs and the audit trail (unique within the process).
+    pub next_session: AtomicU64,
+    /// Wakes the reloader after DDL by an unrestricted role.
+    pub reload_wanted: tokio::sync::Notify,
+    /// Serialises policy reloads.
+    pub reload_lock: tokio::sync::Mutex<()>,
 }
 
 /// Runs one session to its end and logs how it ended.
@@ -67,4 +85,8 @@ pub enum SessionError {
     Desync(String),
     #[error("result would reveal a protected column: {0}")]
     Leak(String),
+    /// The session was ended by pgveil: a revoked or expired login, an audit trail that
+    /// could not record a statement. The client gets a FATAL with this SQLSTATE and message.
+    #[error("ended: {message} ({sqlstate})")]
+    Ended { sqlstate: &'static str, message: String },
 }

@@ -13,6 +13,14 @@
 //! pump swaps that error for pgveil's refusal. A queue of [`Expect`]s, pushed by the front
 //! pump in the order messages go upstream, tells the back pump what each reply answers.
 //!
+//! Running during a deal (issue 5): at every Query or Parse, of any role, the login is
+//! looked up in the policy in force; a revoked or expired login ends the session with a
+//! FATAL 28000. Restricted roles' statements are audited before they leave (the front pump
+//! awaits the audit writer's acknowledgement for each batch) and their results are counted
+//! against the role's `max_rows` (exceeding it ends the statement with 54000 and cancels it
+//! upstream). Unrestricted roles' Query/Parse are audited without waiting, and DDL among
+//! them triggers a debounced policy reload.
+//!
 //! Invariants (restricted roles):
 //! - no Query or Parse text reaches the upstream without having been analysed;
 //! - a RowDescription field that points straight at a masked or denied column ends the
@@ -21,16 +29,19 @@
 //!   reader slows its writer (back-pressure) and memory stays bounded.
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::{SessionError, Shared};
+use crate::audit::{SessionMeta, Verdict, UNAVAILABLE_MESSAGE, UNAVAILABLE_SQLSTATE};
+use crate::metrics::Decision;
 use crate::mask::{Format, Mask, Masked};
 use crate::net::Stream;
 use crate::policy::{ColumnAction, RolePlan};
-use crate::rules::Login;
 use crate::sql::{Analysis, Context, Refusal};
 use crate::upstream::Upstream;
 use crate::wire::backend::{self, Severity};
@@ -43,10 +54,11 @@ type ClientWriter = WriteHalf<Stream>;
 /// Who is on the session, for decisions and logs.
 pub(super) struct SessionInfo {
     pub user: String,
-    pub login: Login,
     pub plan: Arc<RolePlan>,
     pub search_path: Vec<String>,
     pub peer: SocketAddr,
+    /// The session as the audit trail names it (id, user, role, agreement, client).
+    pub meta: SessionMeta,
 }
 
 /// A statement text that PostgreSQL rejects with a syntax error: stands in for a refused
@@ -106,26 +118,51 @@ fn parse_text_array(s: &str) -> Vec<String> {
     out
 }
 
-/// Unrestricted roles: every message passes unchanged in both directions.
+/// Unrestricted roles: every message passes unchanged in both directions. Query and Parse
+/// are only looked at for the login check, the audit record and the DDL heuristic.
 pub(super) async fn unrestricted(
     mut reader: ClientReader,
     mut w: ClientWriter,
     up: Upstream,
-    _shared: &Arc<Shared>,
+    shared: &Arc<Shared>,
+    info: &SessionInfo,
 ) -> Result<(), SessionError> {
     let Upstream { reader: mut up_reader, writer: mut up_w, .. } = up;
     let front = async {
         let mut out = BytesMut::with_capacity(64 * 1024);
+        let mut records = Vec::new();
+        let mut stmt = 0u64;
         loop {
             let Some(f) = reader.next().await.map_err(SessionError::Client)? else { return Ok(()) };
-            let terminate = f.tag == frontend::TERMINATE;
-            out.extend_from_slice(&f.bytes);
-            while !terminate {
-                match reader.try_next().map_err(SessionError::Client)? {
-                    Some(f) => out.extend_from_slice(&f.bytes),
-                    None => break,
+            let mut next = Some(f);
+            let mut terminate = false;
+            while let Some(f) = next.take() {
+                terminate = f.tag == frontend::TERMINATE;
+                if f.tag == frontend::QUERY || f.tag == frontend::PARSE {
+                    check_login(shared, info)?;
+                    let sql = if f.tag == frontend::QUERY {
+                        frontend::decode_query(&f).map_err(SessionError::Client)?
+                    } else {
+                        frontend::decode_parse(&f).map_err(SessionError::Client)?.sql
+                    };
+                    shared.metrics.statement(Decision::Unrestricted);
+                    if crate::reload::looks_like_ddl(sql) {
+                        crate::reload::request(shared);
+                    }
+                    if shared.audit.enabled() {
+                        stmt += 1;
+                        records.push(shared.audit.statement_record(&info.meta, stmt, sql, Verdict::Unrestricted, &[], &[]));
+                    }
                 }
+                out.extend_from_slice(&f.bytes);
+                if terminate {
+                    break;
+                }
+                next = reader.try_next().map_err(SessionError::Client)?;
             }
+            // The seller's own staff keep working when the trail is down; the writer logs
+            // and counts every failure.
+            shared.audit.send(std::mem::take(&mut records));
             up_w.write_all(&out).await.map_err(|e| SessionError::Upstream(e.into()))?;
             out.clear();
             if terminate {
@@ -137,14 +174,18 @@ pub(super) async fn unrestricted(
         let mut out = BytesMut::with_capacity(64 * 1024);
         loop {
             let Some(f) = up_reader.next().await.map_err(SessionError::Upstream)? else { return Ok(false) };
+            let mut rows = u64::from(f.tag == backend::DATA_ROW);
             out.extend_from_slice(&f.bytes);
             while let Some(f) = up_reader.try_next().map_err(SessionError::Upstream)? {
+                rows += u64::from(f.tag == backend::DATA_ROW);
                 out.extend_from_slice(&f.bytes);
                 if out.len() >= 64 * 1024 {
                     break;
                 }
             }
             w.write_all(&out).await.map_err(|e| SessionError::Client(e.into()))?;
+            shared.metrics.rows_out.fetch_add(rows, Relaxed);
+            shared.metrics.bytes_out.fetch_add(out.len() as u64, Relaxed);
             out.clear();
         }
     };
@@ -152,13 +193,43 @@ pub(super) async fn unrestricted(
         r = front => r.map(|_| true),
         r = back => r,
     };
-    finish(&mut w, res).await
+    finish(&mut w, res, shared).await
+}
+
+/// Looks the session's login up in the policy in force: a login revoked, moved to another
+/// role or past its validity window ends the session. Returns the role's current `max_rows`.
+fn check_login(shared: &Shared, info: &SessionInfo) -> Result<Option<u64>, SessionError> {
+    let policy = shared.policy.load();
+    let message = match policy.rules.logins.get(&info.user) {
+        Some(l) if l.role == info.plan.role => match l.check_window(chrono::Utc::now()) {
+            Ok(()) => {
+                let plan = policy.plans.get(&info.plan.role).unwrap_or(&info.plan);
+                return Ok(plan.limits.max_rows);
+            }
+            Err(e) => format!("{e}; the session is closed"),
+        },
+        Some(_) => format!("login {} now belongs to another role; the session is closed, reconnect", info.user),
+        None => format!("login {} has been revoked; the session is closed", info.user),
+    };
+    shared.metrics.sessions_revoked.fetch_add(1, Relaxed);
+    tracing::warn!(peer = %info.peer, session = info.meta.session, user = %info.user, reason = %message, "session ended by the policy");
+    Err(SessionError::Ended { sqlstate: "28000", message })
 }
 
 /// After the pumps: tells the client when the upstream vanished.
-async fn finish(w: &mut ClientWriter, res: Result<bool, SessionError>) -> Result<(), SessionError> {
+async fn finish(w: &mut ClientWriter, res: Result<bool, SessionError>, shared: &Shared) -> Result<(), SessionError> {
+    if matches!(res, Ok(false) | Err(SessionError::Upstream(_))) {
+        shared.metrics.upstream_errors.fetch_add(1, Relaxed);
+    }
     match res {
         Ok(true) => Ok(()),
+        Err(SessionError::Ended { sqlstate, message }) => {
+            let mut out = BytesMut::new();
+            backend::encode_error(&mut out, Severity::Fatal, sqlstate, &message, None);
+            let _ = w.write_all(&out).await;
+            let _ = w.shutdown().await;
+            Err(SessionError::Ended { sqlstate, message })
+        }
         Ok(false) => {
             let mut out = BytesMut::new();
             backend::encode_error(&mut out, Severity::Fatal, "08006", "the upstream database closed the connection", None);
@@ -190,16 +261,36 @@ async fn finish(w: &mut ClientWriter, res: Result<bool, SessionError>) -> Result
     }
 }
 
+/// One execution, tracked for the audit trail, the metrics and the role's row limit.
+#[derive(Debug)]
+struct Exec {
+    /// The audited statement it executes (0: refused, nothing to record at its end).
+    stmt: u64,
+    start: Instant,
+    rows: u64,
+    bytes: u64,
+    /// The role's `max_rows` when the statement left.
+    max_rows: Option<u64>,
+    /// SQLSTATE of the error that ended it.
+    error: Option<String>,
+}
+
+impl Exec {
+    fn new(stmt: u64, max_rows: Option<u64>) -> Exec {
+        Exec { stmt, start: Instant::now(), rows: 0, bytes: 0, max_rows, error: None }
+    }
+}
+
 /// What a reply from upstream answers, in the order requests went upstream.
 #[derive(Debug)]
 enum Expect {
     /// A Simple Query (or a refused FunctionCall): replies until ReadyForQuery.
-    Query { refusal: Option<Refusal>, analysis: Option<Arc<Analysis>>, statement: usize },
+    Query { refusal: Option<Refusal>, analysis: Option<Arc<Analysis>>, statement: usize, exec: Exec },
     Parse { refusal: Option<Refusal> },
     Bind,
     Close,
     Describe { analysis: Option<Arc<Analysis>>, formats: Vec<i16> },
-    Execute { analysis: Option<Arc<Analysis>>, formats: Vec<i16> },
+    Execute { analysis: Option<Arc<Analysis>>, formats: Vec<i16>, exec: Exec },
     Sync,
 }
 
@@ -207,6 +298,38 @@ enum Expect {
 struct Portal {
     analysis: Option<Arc<Analysis>>,
     formats: Vec<i16>,
+    /// The audited statement (Parse) it was bound from.
+    stmt: u64,
+}
+
+/// The front pump's state for one restricted session.
+#[derive(Default)]
+struct Front {
+    /// Named (and unnamed, "") prepared statements: analysis and audited statement number.
+    statements: HashMap<String, (Arc<Analysis>, u64)>,
+    portals: HashMap<String, Portal>,
+    /// Statement numbers of this session (audit `stmt`).
+    stmt: u64,
+    /// Audit records of the batch being read.
+    records: Vec<String>,
+    /// Whether the batch forwards a statement: its records must be written before it leaves.
+    must_log: bool,
+    /// The role's `max_rows`, as of the latest login check.
+    max_rows: Option<u64>,
+}
+
+/// The back pump's state: row-limit handling and counters flushed once per batch.
+#[derive(Default)]
+struct Back {
+    /// After a row limit was hit: drop replies until ReadyForQuery.
+    swallow: bool,
+    /// The cancel request sent upstream after a row limit; awaited before ReadyForQuery
+    /// goes to the client, so it cannot land on the client's next statement (PostgreSQL
+    /// ignores a cancel that arrives while the backend waits for a command).
+    cancel: Option<tokio::task::JoinHandle<()>>,
+    ends: Vec<String>,
+    rows: u64,
+    masked: u64,
 }
 
 /// Restricted roles: analyse, rewrite or refuse on the way up; check and mask on the way back.
@@ -215,50 +338,81 @@ pub(super) async fn restricted(
     mut w: ClientWriter,
     up: Upstream,
     shared: &Arc<Shared>,
-    info: SessionInfo,
+    info: &SessionInfo,
 ) -> Result<(), SessionError> {
-    let Upstream { reader: mut up_reader, writer: mut up_w, .. } = up;
+    let Upstream { reader: mut up_reader, writer: mut up_w, backend_key, .. } = up;
     let queue: Mutex<VecDeque<Expect>> = Mutex::new(VecDeque::new());
-    let info = &info;
     let queue = &queue;
     let front = async {
-        let mut statements: HashMap<String, Arc<Analysis>> = HashMap::new();
-        let mut portals: HashMap<String, Portal> = HashMap::new();
+        let mut st = Front::default();
         let mut out = BytesMut::with_capacity(16 * 1024);
         loop {
             let Some(f) = reader.next().await.map_err(SessionError::Client)? else { return Ok(()) };
             let mut next = Some(f);
+            let mut terminate = false;
             while let Some(f) = next.take() {
                 if f.tag == frontend::TERMINATE {
                     out.extend_from_slice(&f.bytes);
-                    up_w.write_all(&out).await.map_err(|e| SessionError::Upstream(e.into()))?;
-                    return Ok(());
+                    terminate = true;
+                    break;
                 }
-                let expect = front_message(&f, &mut out, shared, info, &mut statements, &mut portals)?;
+                let expect = front_message(&f, &mut out, shared, info, &mut st)?;
                 if let Some(e) = expect {
                     lock(queue).push_back(e);
                 }
                 next = reader.try_next().map_err(SessionError::Client)?;
             }
+            // Nothing runs unlogged: the batch leaves only once its records are written.
+            if !st.records.is_empty() {
+                let must = std::mem::take(&mut st.must_log);
+                if let Err(e) = shared.audit.commit(std::mem::take(&mut st.records)).await {
+                    if must {
+                        tracing::error!(peer = %info.peer, session = info.meta.session, error = %e, "statement not forwarded: the audit trail failed");
+                        shared.metrics.refusal(UNAVAILABLE_SQLSTATE);
+                        return Err(SessionError::Ended { sqlstate: UNAVAILABLE_SQLSTATE, message: UNAVAILABLE_MESSAGE.to_string() });
+                    }
+                }
+            }
             up_w.write_all(&out).await.map_err(|e| SessionError::Upstream(e.into()))?;
             out.clear();
+            if terminate {
+                return Ok(());
+            }
         }
     };
     let back = async {
         let mut out = BytesMut::with_capacity(64 * 1024);
         let mut ranges = Vec::new();
         let mut scratch = Vec::new();
+        let mut bs = Back::default();
         loop {
             let Some(f) = up_reader.next().await.map_err(SessionError::Upstream)? else { return Ok(false) };
             let mut next = Some(f);
             while let Some(f) = next.take() {
-                back_message(&f, &mut out, queue, info, &mut ranges, &mut scratch)?;
+                if f.tag == backend::READY_FOR_QUERY {
+                    if let Some(h) = bs.cancel.take() {
+                        let _ = h.await;
+                    }
+                }
+                let swallowing = bs.swallow;
+                let mark = out.len();
+                back_message(&f, &mut out, queue, shared, info, backend_key, &mut bs, &mut ranges, &mut scratch)?;
+                if f.tag == backend::READY_FOR_QUERY {
+                    bs.swallow = false;
+                } else if swallowing {
+                    out.truncate(mark);
+                }
                 if out.len() >= 64 * 1024 {
                     break;
                 }
                 next = up_reader.try_next().map_err(SessionError::Upstream)?;
             }
             w.write_all(&out).await.map_err(|e| SessionError::Client(e.into()))?;
+            let m = &shared.metrics;
+            m.bytes_out.fetch_add(out.len() as u64, Relaxed);
+            m.rows_out.fetch_add(std::mem::take(&mut bs.rows), Relaxed);
+            m.masked_values.fetch_add(std::mem::take(&mut bs.masked), Relaxed);
+            shared.audit.send(std::mem::take(&mut bs.ends));
             out.clear();
         }
     };
@@ -266,7 +420,7 @@ pub(super) async fn restricted(
         r = front => r.map(|_| true),
         r = back => r,
     };
-    finish(&mut w, res).await
+    finish(&mut w, res, shared).await
 }
 
 fn lock(q: &Mutex<VecDeque<Expect>>) -> std::sync::MutexGuard<'_, VecDeque<Expect>> {
@@ -274,27 +428,60 @@ fn lock(q: &Mutex<VecDeque<Expect>>) -> std::sync::MutexGuard<'_, VecDeque<Expec
     q.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Judges one statement text for the session's role.
+/// Judges one statement text for the session's role (the login was checked just before).
 fn judge(sql: &str, shared: &Shared, info: &SessionInfo) -> Result<Arc<Analysis>, Refusal> {
-    let policy = shared.policy.load();
-    // A login revoked or expired since the session started ends at its next statement.
-    match policy.rules.logins.get(&info.user) {
-        Some(l) if l.role == info.plan.role => {
-            if let Err(e) = l.check_window(chrono::Utc::now()) {
-                return Err(Refusal { sqlstate: "28000", message: e.to_string(), hint: None });
-            }
-        }
-        _ => {
-            return Err(Refusal {
-                sqlstate: "28000",
-                message: format!("login {} has been revoked", info.user),
-                hint: Some("the rules no longer grant this login; reconnect after the data owner restores it".into()),
-            })
-        }
+    if !shared.audit.healthy() {
+        return Err(Refusal::new(
+            UNAVAILABLE_SQLSTATE,
+            UNAVAILABLE_MESSAGE,
+            Some("the pgveil operator must restore the audit log (disk full or read-only?)".into()),
+        ));
     }
+    let policy = shared.policy.load();
     let plan = policy.plans.get(&info.plan.role).cloned().unwrap_or_else(|| info.plan.clone());
     let ctx = Context { catalog: &policy.catalog, plan: &plan, search_path: &info.search_path };
     shared.analysis.analyze(sql, &ctx)
+}
+
+/// Counts and audits one judged statement.
+fn note(shared: &Shared, info: &SessionInfo, st: &mut Front, stmt: u64, sql: &str, result: Result<&Analysis, &Refusal>) {
+    match result {
+        Ok(a) => {
+            let rewritten = a.sql != sql;
+            let masked = rewritten || a.statements.iter().any(|s| !s.proxy_masks.is_empty());
+            shared.metrics.statement(if masked { Decision::Masked } else { Decision::Passed });
+            if rewritten {
+                shared.metrics.statements_rewritten.fetch_add(1, Relaxed);
+            }
+            if shared.audit.enabled() {
+                let mut tables: Vec<String> = Vec::new();
+                let mut columns: Vec<String> = Vec::new();
+                for s in &a.statements {
+                    for t in &s.tables {
+                        if !tables.contains(t) {
+                            tables.push(t.clone());
+                        }
+                    }
+                    for c in &s.masked_columns {
+                        if !columns.contains(c) {
+                            columns.push(c.clone());
+                        }
+                    }
+                }
+                let verdict = if masked { Verdict::Masked } else { Verdict::Passed };
+                st.records.push(shared.audit.statement_record(&info.meta, stmt, sql, verdict, &tables, &columns));
+                st.must_log = true;
+            }
+        }
+        Err(r) => {
+            shared.metrics.refusal(r.sqlstate);
+            log_refusal(info, r);
+            if shared.audit.enabled() {
+                let verdict = Verdict::Refused { sqlstate: r.sqlstate, reason: &r.message };
+                st.records.push(shared.audit.statement_record(&info.meta, stmt, sql, verdict, &[], &[]));
+            }
+        }
+    }
 }
 
 /// Handles one client message: forwards it (possibly rewritten) into `out` and says what
@@ -304,43 +491,50 @@ fn front_message(
     out: &mut BytesMut,
     shared: &Shared,
     info: &SessionInfo,
-    statements: &mut HashMap<String, Arc<Analysis>>,
-    portals: &mut HashMap<String, Portal>,
+    st: &mut Front,
 ) -> Result<Option<Expect>, SessionError> {
     let e = match f.tag {
         frontend::QUERY => {
             let sql = frontend::decode_query(f).map_err(SessionError::Client)?;
+            st.max_rows = check_login(shared, info)?;
+            st.stmt += 1;
+            let stmt = st.stmt;
             match judge(sql, shared, info) {
                 Ok(a) => {
+                    note(shared, info, st, stmt, sql, Ok(&a));
                     if a.sql == sql {
                         out.extend_from_slice(&f.bytes);
                     } else {
                         frontend::encode_query(out, &a.sql);
                     }
-                    Expect::Query { refusal: None, analysis: Some(a), statement: 0 }
+                    Expect::Query { refusal: None, analysis: Some(a), statement: 0, exec: Exec::new(stmt, st.max_rows) }
                 }
                 Err(r) => {
-                    log_refusal(info, &r);
+                    note(shared, info, st, stmt, sql, Err(&r));
                     frontend::encode_query(out, REFUSED_PLACEHOLDER);
-                    Expect::Query { refusal: Some(r), analysis: None, statement: 0 }
+                    Expect::Query { refusal: Some(r), analysis: None, statement: 0, exec: Exec::new(0, None) }
                 }
             }
         }
         frontend::PARSE => {
             let p = frontend::decode_parse(f).map_err(SessionError::Client)?;
+            st.max_rows = check_login(shared, info)?;
+            st.stmt += 1;
+            let stmt = st.stmt;
             match judge(p.sql, shared, info) {
                 Ok(a) => {
+                    note(shared, info, st, stmt, p.sql, Ok(&a));
                     if a.sql == p.sql {
                         out.extend_from_slice(&f.bytes);
                     } else {
                         frontend::encode_parse(out, p.name, &a.sql, p.param_types);
                     }
-                    statements.insert(p.name.to_string(), a);
+                    st.statements.insert(p.name.to_string(), (a, stmt));
                     Expect::Parse { refusal: None }
                 }
                 Err(r) => {
-                    log_refusal(info, &r);
-                    statements.remove(p.name);
+                    note(shared, info, st, stmt, p.sql, Err(&r));
+                    st.statements.remove(p.name);
                     frontend::encode_parse(out, p.name, REFUSED_PLACEHOLDER, p.param_types);
                     Expect::Parse { refusal: Some(r) }
                 }
@@ -348,34 +542,39 @@ fn front_message(
         }
         frontend::BIND => {
             let b = frontend::decode_bind(f).map_err(SessionError::Client)?;
-            let analysis = statements.get(b.statement).cloned();
-            portals.insert(b.portal.to_string(), Portal { analysis, formats: b.result_formats });
+            let (analysis, stmt) = match st.statements.get(b.statement) {
+                Some((a, n)) => (Some(a.clone()), *n),
+                None => (None, 0),
+            };
+            st.portals.insert(b.portal.to_string(), Portal { analysis, formats: b.result_formats, stmt });
             out.extend_from_slice(&f.bytes);
             Expect::Bind
         }
         frontend::DESCRIBE => {
             let t = frontend::decode_target(f).map_err(SessionError::Client)?;
             let (analysis, formats) = if t.kind == b'S' {
-                (statements.get(t.name).cloned(), Vec::new())
+                (st.statements.get(t.name).map(|(a, _)| a.clone()), Vec::new())
             } else {
-                portals.get(t.name).map(|p| (p.analysis.clone(), p.formats.clone())).unwrap_or((None, Vec::new()))
+                st.portals.get(t.name).map(|p| (p.analysis.clone(), p.formats.clone())).unwrap_or((None, Vec::new()))
             };
             out.extend_from_slice(&f.bytes);
             Expect::Describe { analysis, formats }
         }
         frontend::EXECUTE => {
             let (portal, _max_rows) = frontend::decode_execute(f).map_err(SessionError::Client)?;
-            let (analysis, formats) =
-                portals.get(portal).map(|p| (p.analysis.clone(), p.formats.clone())).unwrap_or((None, Vec::new()));
+            // A prepared statement run again is a statement too: the login is checked again.
+            st.max_rows = check_login(shared, info)?;
+            let (analysis, formats, stmt) =
+                st.portals.get(portal).map(|p| (p.analysis.clone(), p.formats.clone(), p.stmt)).unwrap_or((None, Vec::new(), 0));
             out.extend_from_slice(&f.bytes);
-            Expect::Execute { analysis, formats }
+            Expect::Execute { analysis, formats, exec: Exec::new(stmt, st.max_rows) }
         }
         frontend::CLOSE => {
             let t = frontend::decode_target(f).map_err(SessionError::Client)?;
             if t.kind == b'S' {
-                statements.remove(t.name);
+                st.statements.remove(t.name);
             } else {
-                portals.remove(t.name);
+                st.portals.remove(t.name);
             }
             out.extend_from_slice(&f.bytes);
             Expect::Close
@@ -387,15 +586,18 @@ fn front_message(
             Expect::Sync
         }
         frontend::FUNCTION_CALL => {
+            check_login(shared, info)?;
             // The fast-path interface calls a function by oid: nothing to analyse.
             let r = Refusal {
                 sqlstate: "42501",
                 message: "the function-call interface is not available to restricted roles".into(),
                 hint: Some("call functions in a SELECT".into()),
             };
-            log_refusal(info, &r);
+            st.stmt += 1;
+            let stmt = st.stmt;
+            note(shared, info, st, stmt, "<function call message>", Err(&r));
             frontend::encode_query(out, REFUSED_PLACEHOLDER);
-            Expect::Query { refusal: Some(r), analysis: None, statement: 0 }
+            Expect::Query { refusal: Some(r), analysis: None, statement: 0, exec: Exec::new(0, None) }
         }
         _ => {
             // Flush, CopyData/CopyDone/CopyFail and anything else: forwarded as they are;
@@ -407,8 +609,11 @@ fn front_message(
     Ok(Some(e))
 }
 
+/// Statement texts (and refusal reasons, which may quote them) go to the audit trail, not
+/// to the logs: a restricted role's literals may be personal data.
 fn log_refusal(info: &SessionInfo, r: &Refusal) {
-    tracing::info!(peer = %info.peer, user = %info.user, role = %info.plan.role, sqlstate = r.sqlstate, reason = %r.message, "statement refused");
+    tracing::info!(peer = %info.peer, session = info.meta.session, user = %info.user, role = %info.plan.role, sqlstate = r.sqlstate, "statement refused");
+    tracing::debug!(session = info.meta.session, reason = %r.message, "statement refused: reason");
 }
 
 fn refusal_frame(out: &mut BytesMut, r: &Refusal) {
@@ -419,7 +624,7 @@ fn refusal_frame(out: &mut BytesMut, r: &Refusal) {
 fn current_masks(e: Option<&Expect>) -> (Option<&Arc<Analysis>>, usize, &[i16]) {
     match e {
         Some(Expect::Query { analysis, statement, .. }) => (analysis.as_ref(), *statement, &[]),
-        Some(Expect::Execute { analysis, formats }) => (analysis.as_ref(), 0, formats),
+        Some(Expect::Execute { analysis, formats, .. }) => (analysis.as_ref(), 0, formats),
         Some(Expect::Describe { analysis, formats }) => (analysis.as_ref(), 0, formats),
         _ => (None, 0, &[]),
     }
@@ -438,24 +643,91 @@ fn format_of(formats: &[i16], i: usize) -> Format {
     }
 }
 
+/// Ends one execution: latency metric and `statement_end` record.
+fn end_exec(shared: &Shared, info: &SessionInfo, bs: &mut Back, exec: &Exec, error: Option<&str>) {
+    if exec.stmt == 0 {
+        return;
+    }
+    let elapsed = exec.start.elapsed();
+    shared.metrics.observe_latency(elapsed);
+    if shared.audit.enabled() {
+        let error = exec.error.as_deref().or(error);
+        bs.ends.push(shared.audit.end_record(&info.meta, exec.stmt, exec.rows, exec.bytes, elapsed, error));
+    }
+}
+
+/// Sends a CancelRequest for the session's upstream backend and waits until the postmaster
+/// has handled it (it closes the connection then), at most 2 s.
+fn cancel_upstream(shared: &Shared, key: (i32, i32)) -> tokio::task::JoinHandle<()> {
+    let cfg = shared.upstream.clone();
+    tokio::spawn(async move {
+        let attempt = async {
+            let mut s = cfg.open().await.map_err(|e| e.to_string())?;
+            let mut out = BytesMut::new();
+            crate::wire::startup::encode_cancel(&mut out, key.0, key.1);
+            s.write_all(&out).await.map_err(|e| e.to_string())?;
+            let mut b = [0u8; 1];
+            let _ = s.read(&mut b).await;
+            Ok::<(), String>(())
+        };
+        match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cancelling a statement over its row limit failed"),
+            Err(_) => tracing::warn!("cancelling a statement over its row limit timed out"),
+        }
+    })
+}
+
 /// Handles one upstream message: checks it, masks it, swaps refusals, tracks the queue.
+#[allow(clippy::too_many_arguments)]
 fn back_message(
     f: &Frame,
     out: &mut BytesMut,
     queue: &Mutex<VecDeque<Expect>>,
+    shared: &Shared,
     info: &SessionInfo,
+    backend_key: (i32, i32),
+    bs: &mut Back,
     ranges: &mut Vec<Option<(usize, usize)>>,
     scratch: &mut Vec<u8>,
 ) -> Result<(), SessionError> {
     let mut q = lock(queue);
     match f.tag {
         backend::DATA_ROW => {
+            // The role's row limit: the statement ends with an error, never a silent cut.
+            let limit_hit = match q.front_mut() {
+                Some(Expect::Query { exec, .. } | Expect::Execute { exec, .. }) if exec.error.is_none() => {
+                    if exec.max_rows.is_some_and(|m| exec.rows >= m) {
+                        exec.error = Some("54000".into());
+                        exec.max_rows
+                    } else {
+                        exec.rows += 1;
+                        exec.bytes += f.bytes.len() as u64;
+                        None
+                    }
+                }
+                _ => None,
+            };
+            if let Some(max) = limit_hit {
+                let msg = format!("row limit of {max} rows per statement exceeded for role {}", info.plan.role);
+                let hint = "fetch fewer rows (add WHERE or LIMIT); the limit is set by the data owner's rules";
+                backend::encode_error(out, Severity::Error, "54000", &msg, Some(hint));
+                bs.swallow = true;
+                bs.cancel = Some(cancel_upstream(shared, backend_key));
+                shared.metrics.row_limit_hits.fetch_add(1, Relaxed);
+                shared.metrics.refusal("54000");
+                tracing::info!(peer = %info.peer, session = info.meta.session, role = %info.plan.role, max, "row limit reached; statement cancelled");
+                return Ok(());
+            }
+            if !bs.swallow {
+                bs.rows += 1;
+            }
             let (analysis, stmt, formats) = current_masks(q.front());
             let masks = analysis.and_then(|a| a.statements.get(stmt)).map(|s| s.proxy_masks.as_slice()).unwrap_or(&[]);
             if masks.is_empty() {
                 out.extend_from_slice(&f.bytes);
             } else {
-                mask_row(f.body(), masks, formats, out, ranges, scratch).map_err(SessionError::Upstream)?;
+                bs.masked += mask_row(f.body(), masks, formats, out, ranges, scratch).map_err(SessionError::Upstream)?;
             }
         }
         backend::ROW_DESCRIPTION => {
@@ -472,7 +744,9 @@ fn back_message(
             match q.front_mut() {
                 Some(Expect::Query { statement, .. }) => *statement += 1,
                 Some(Expect::Execute { .. }) => {
-                    q.pop_front();
+                    if let Some(Expect::Execute { exec, .. }) = q.pop_front() {
+                        end_exec(shared, info, bs, &exec, None);
+                    }
                 }
                 other => {
                     let other = other.map(|e| &*e);
@@ -482,6 +756,9 @@ fn back_message(
             out.extend_from_slice(&f.bytes);
         }
         backend::PORTAL_SUSPENDED => {
+            if let Some(Expect::Execute { exec, .. }) = q.front() {
+                end_exec(shared, info, bs, exec, None);
+            }
             expect_pop(&mut q, f, |e| matches!(e, Expect::Execute { .. }))?;
             out.extend_from_slice(&f.bytes);
         }
@@ -502,9 +779,15 @@ fn back_message(
             out.extend_from_slice(&f.bytes);
         }
         backend::ERROR_RESPONSE => {
+            let code = backend::decode_error(f).ok().map(|e| e.code().to_string());
             let refusal = match q.front_mut() {
                 // Simple Query: the error ends the query; ReadyForQuery follows.
-                Some(Expect::Query { refusal, .. }) => refusal.take(),
+                Some(Expect::Query { refusal, exec, .. }) => {
+                    if exec.error.is_none() {
+                        exec.error = code.clone();
+                    }
+                    refusal.take()
+                }
                 Some(Expect::Sync) | None => None,
                 Some(_) => {
                     // Extended protocol: the failed message and everything up to Sync
@@ -514,8 +797,10 @@ fn back_message(
                         if matches!(e, Expect::Sync) {
                             break;
                         }
-                        if let Some(Expect::Parse { refusal: r }) = q.pop_front() {
-                            refusal = refusal.or(r);
+                        match q.pop_front() {
+                            Some(Expect::Parse { refusal: r }) => refusal = refusal.or(r),
+                            Some(Expect::Execute { exec, .. }) => end_exec(shared, info, bs, &exec, code.as_deref()),
+                            _ => {}
                         }
                     }
                     refusal
@@ -527,6 +812,9 @@ fn back_message(
             }
         }
         backend::READY_FOR_QUERY => {
+            if let Some(Expect::Query { exec, .. }) = q.front() {
+                end_exec(shared, info, bs, exec, None);
+            }
             expect_pop(&mut q, f, |e| matches!(e, Expect::Sync | Expect::Query { .. }))?;
             out.extend_from_slice(&f.bytes);
         }
@@ -589,21 +877,25 @@ fn mask_row(
     out: &mut BytesMut,
     ranges: &mut Vec<Option<(usize, usize)>>,
     scratch: &mut Vec<u8>,
-) -> Result<(), WireError> {
+) -> Result<u64, WireError> {
     backend::data_row_ranges(body, ranges)?;
+    let mut masked = 0;
     let start = backend::start_data_row(out, ranges.len() as u16);
     for (i, r) in ranges.iter().enumerate() {
         let value = r.map(|(a, b)| &body[a..b]);
         match (value, masks.iter().find(|(p, _)| *p == i)) {
-            (Some(v), Some((_, m))) => match m.apply(v, format_of(formats, i), scratch) {
-                Masked::Value => backend::put_value(out, Some(scratch)),
-                Masked::Null => backend::put_value(out, None),
-            },
+            (Some(v), Some((_, m))) => {
+                masked += 1;
+                match m.apply(v, format_of(formats, i), scratch) {
+                    Masked::Value => backend::put_value(out, Some(scratch)),
+                    Masked::Null => backend::put_value(out, None),
+                }
+            }
             (v, _) => backend::put_value(out, v),
         }
     }
     backend::finish_data_row(out, start);
-    Ok(())
+    Ok(masked)
 }
 
 #[cfg(test)]

@@ -1,14 +1,19 @@
 //! Session start: TLS negotiation, the StartupMessage, authentication, the upstream
 //! connection, and the hand-over to the relay.
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::lockout::Scope;
 use super::scram::{md5_matches, ScramError, ScramServer, Verifier};
 use super::{relay, SessionError, Shared};
+use crate::audit::SessionMeta;
+use crate::metrics::LoginResult;
 use crate::net::Stream;
 use crate::rules::Login;
 use crate::wire::backend::{self, Severity};
@@ -118,25 +123,77 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
     };
     let policy = shared.policy.load();
     let login = policy.rules.logins.get(&user).cloned();
+    let session = shared.next_session.fetch_add(1, Ordering::Relaxed);
+    let client = peer.to_string();
+    let role_of = login.as_ref().map(|l| l.role.clone());
+    let agreement_of = login.as_ref().and_then(|l| l.agreement.clone());
+    let audit_login = |result: LoginResult, reason: Option<&str>| {
+        shared.metrics.login(result);
+        let rec = shared.audit.login_record(session, &user, role_of.as_deref(), agreement_of.as_deref(), &client, result.as_str(), reason);
+        shared.audit.send(vec![rec]);
+    };
+
+    // Locked users and addresses are refused before any password is checked.
+    if let Err(l) = shared.lockout.check(&user, peer.ip(), Instant::now()) {
+        let what = match l.scope {
+            Scope::User => "this user",
+            Scope::Address => "this client address",
+        };
+        let minutes = l.remaining.as_secs().div_ceil(60).max(1);
+        tracing::warn!(%peer, user = %user, scope = what, "login attempt while locked out");
+        audit_login(LoginResult::Locked, Some(what));
+        let msg = format!("too many failed login attempts for {what}; try again in {minutes} minute(s)");
+        return fail(&mut w, &mut out, "28000", &msg, Some("ask the pgveil operator if the lock is unexpected")).await;
+    }
 
     // Authenticate. Unknown users go through the same exchange as known ones.
-    if let Err(e) = authenticate(&mut reader, &mut w, &mut out, &user, login.as_ref(), shared).await {
-        tracing::warn!(%peer, user = %user, reason = %e, "authentication failed");
-        let msg = format!("password authentication failed for user \"{user}\"");
-        return fail(&mut w, &mut out, "28P01", &msg, None).await;
-    }
-    let Some(login) = login else {
-        return fail(&mut w, &mut out, "28P01", &format!("password authentication failed for user \"{user}\""), None).await;
+    let auth = authenticate(&mut reader, &mut w, &mut out, &user, login.as_ref(), shared).await;
+    let login = match (auth, login) {
+        (Ok(()), Some(login)) => login,
+        (auth, _) => {
+            let reason = match auth {
+                Err(e) => e.to_string(),
+                Ok(()) => "unknown user".to_string(),
+            };
+            let f = shared.lockout.failed(&user, peer.ip(), Instant::now());
+            tracing::warn!(%peer, user = %user, reason = %reason, failures = f.user_failures, "authentication failed");
+            if let Some(scope) = f.locked {
+                shared.metrics.lockouts.fetch_add(1, Ordering::Relaxed);
+                let cfg = shared.lockout.config();
+                tracing::warn!(%peer, user = %user, scope = ?scope, failures = cfg.failures, lock_secs = cfg.duration.as_secs(), "locked out after repeated failed logins");
+            }
+            audit_login(LoginResult::Failed, Some(&reason));
+            tokio::time::sleep(f.delay).await;
+            let msg = format!("password authentication failed for user \"{user}\"");
+            return fail(&mut w, &mut out, "28P01", &msg, None).await;
+        }
     };
+    shared.lockout.succeeded(&user);
     if let Err(e) = login.check_window(chrono::Utc::now()) {
         tracing::warn!(%peer, user = %user, reason = %e, "login outside its validity window");
-        return fail(&mut w, &mut out, "28000", &e.to_string(), Some("ask the data owner to renew the agreement")).await;
+        let msg = e.to_string();
+        audit_login(LoginResult::Expired, Some(&msg));
+        return fail(&mut w, &mut out, "28000", &msg, Some("ask the data owner to renew the agreement")).await;
     }
     let Some(plan) = policy.plans.get(&login.role).cloned() else {
         let msg = format!("role {:?} of login {user:?} has no plan", login.role);
+        audit_login(LoginResult::Refused, Some(&msg));
         return fail(&mut w, &mut out, "28000", &msg, None).await;
     };
     drop(policy);
+
+    // Per-role session limit: counted from here to the end of the session.
+    let _role_slot = match RoleSlot::take(shared, &plan.role, plan.limits.max_sessions) {
+        Some(slot) => slot,
+        None => {
+            shared.metrics.session_limit_hits.fetch_add(1, Ordering::Relaxed);
+            let max = plan.limits.max_sessions.unwrap_or(0);
+            let msg = format!("too many connections for role \"{}\" (its limit is {max})", plan.role);
+            tracing::warn!(%peer, user = %user, role = %plan.role, max, "session limit reached");
+            audit_login(LoginResult::Refused, Some(&msg));
+            return fail(&mut w, &mut out, "53300", &msg, Some("close another session of this role first")).await;
+        }
+    };
 
     if let Some(db) = get("database") {
         if db != shared.upstream.dbname {
@@ -159,10 +216,18 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
     }
 
     let cfg = &shared.upstream;
-    let forwarded: Vec<(String, String)> = params.into_iter().filter(|(k, _)| k != "user" && k != "database").collect();
+    let mut forwarded: Vec<(String, String)> = params.into_iter().filter(|(k, _)| k != "user" && k != "database").collect();
+    // The role's statement timeout is a startup parameter of the upstream connection; the
+    // client's own value is dropped, and restricted roles cannot SET it later (sql::settings).
+    if let Some(ms) = plan.limits.statement_timeout_ms {
+        forwarded.retain(|(k, _)| !k.eq_ignore_ascii_case("statement_timeout"));
+        forwarded.push(("statement_timeout".to_string(), ms.to_string()));
+    }
     let mut upstream = match crate::upstream::connect(cfg, &cfg.user, cfg.password.as_deref(), &forwarded, max).await {
         Ok(u) => u,
         Err(e) => {
+            shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            audit_login(LoginResult::Refused, Some("upstream connection failed"));
             tracing::warn!(%peer, user = %user, error = %e, "upstream connection failed");
             let (code, msg) = match &e {
                 crate::upstream::UpstreamError::Refused(f) => (f.code().to_string(), format!("upstream refused: {}", f.message())),
@@ -198,13 +263,59 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
     backend::encode_backend_key(&mut out, key.0, key.1);
     backend::encode_ready(&mut out, b'I');
     w.write_all(&out).await.map_err(|e| SessionError::Client(e.into()))?;
-    tracing::info!(%peer, user = %user, role = %plan.role, upstream_tls = upstream.tls, "session started");
+    tracing::info!(%peer, session, user = %user, role = %plan.role, upstream_tls = upstream.tls, "session started");
+    audit_login(LoginResult::Ok, None);
+    shared.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
+    let _active = ActiveGuard(shared.clone());
 
-    let ctx = relay::SessionInfo { user, login, plan: plan.clone(), search_path, peer };
-    if plan.unrestricted {
-        relay::unrestricted(reader, w, upstream, shared).await
+    let meta = SessionMeta { session, user: user.clone(), role: plan.role.clone(), agreement: login.agreement.clone(), client };
+    let ctx = relay::SessionInfo { user, plan: plan.clone(), search_path, peer, meta };
+    let result = if plan.unrestricted {
+        relay::unrestricted(reader, w, upstream, shared, &ctx).await
     } else {
-        relay::restricted(reader, w, upstream, shared, ctx).await
+        relay::restricted(reader, w, upstream, shared, &ctx).await
+    };
+    let reason = match &result {
+        Ok(()) => "client closed the session".to_string(),
+        Err(e) => e.to_string(),
+    };
+    shared.audit.send(vec![shared.audit.session_end_record(&ctx.meta, &reason)]);
+    result
+}
+
+/// Counts the session in `pgveil_sessions_active` while it lives.
+struct ActiveGuard(Arc<Shared>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.metrics.sessions_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One of a role's `max_sessions` slots, given back when the session ends.
+struct RoleSlot {
+    shared: Arc<Shared>,
+    role: String,
+}
+
+impl RoleSlot {
+    /// Takes a slot, or None when the role already has `max` sessions.
+    fn take(shared: &Arc<Shared>, role: &str, max: Option<u32>) -> Option<RoleSlot> {
+        let mut n = shared.role_sessions.entry(role.to_string()).or_insert(0);
+        if max.is_some_and(|m| *n >= m) {
+            return None;
+        }
+        *n += 1;
+        Some(RoleSlot { shared: shared.clone(), role: role.to_string() })
+    }
+}
+
+impl Drop for RoleSlot {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.shared.role_sessions.get_mut(&self.role) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 

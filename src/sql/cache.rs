@@ -44,7 +44,10 @@ pub struct AnalysisCache {
 impl AnalysisCache {
     /// A cache holding at most `capacity` analyses (at least 1).
     pub fn new(capacity: usize) -> Self {
-        AnalysisCache { map: DashMap::new(), capacity: capacity.max(1) }
+        AnalysisCache {
+            map: DashMap::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     fn key(sql: &str, ctx: &Context, plan: usize) -> u64 {

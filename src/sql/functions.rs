@@ -23,20 +23,34 @@ pub(crate) fn denied_builtin(name: &str) -> Option<&'static str> {
     const STATE: &str = "it reads or changes server state outside pgveil's masks";
     const WRITES: &str = "it writes";
     let exact = match name {
-        "pg_read_file" | "pg_read_binary_file" | "pg_stat_file" | "pg_current_logfile" => {
-            Some(FILES)
-        }
-        "ts_stat" | "ts_rewrite" | "pg_mcv_list_items" | "pg_get_wal_record_info" => {
-            Some(SQL_TEXT)
-        }
-        "pg_relation_size" | "pg_total_relation_size" | "pg_table_size" | "pg_indexes_size"
-        | "pg_database_size" | "pg_tablespace_size" | "pg_column_size"
-        | "pg_column_compression" | "pg_column_toast_chunk_id" => Some(SIZE),
-        "set_config" | "pg_notify" | "pg_cancel_backend" | "pg_terminate_backend"
-        | "pg_reload_conf" | "pg_rotate_logfile" | "pg_switch_wal" | "pg_promote"
-        | "pg_create_restore_point" | "pg_import_system_collations" | "pg_nextoid"
-        | "pg_truncate_visibility_map" | "gin_clean_pending_list" | "pg_show_all_settings"
-        | "pg_show_all_file_settings" | "pg_hba_file_rules" | "pg_ident_file_mappings"
+        "pg_read_file" | "pg_read_binary_file" | "pg_stat_file" | "pg_current_logfile" => Some(FILES),
+        "ts_stat" | "ts_rewrite" | "pg_mcv_list_items" | "pg_get_wal_record_info" => Some(SQL_TEXT),
+        "pg_relation_size"
+        | "pg_total_relation_size"
+        | "pg_table_size"
+        | "pg_indexes_size"
+        | "pg_database_size"
+        | "pg_tablespace_size"
+        | "pg_column_size"
+        | "pg_column_compression"
+        | "pg_column_toast_chunk_id" => Some(SIZE),
+        "set_config"
+        | "pg_notify"
+        | "pg_cancel_backend"
+        | "pg_terminate_backend"
+        | "pg_reload_conf"
+        | "pg_rotate_logfile"
+        | "pg_switch_wal"
+        | "pg_promote"
+        | "pg_create_restore_point"
+        | "pg_import_system_collations"
+        | "pg_nextoid"
+        | "pg_truncate_visibility_map"
+        | "gin_clean_pending_list"
+        | "pg_show_all_settings"
+        | "pg_show_all_file_settings"
+        | "pg_hba_file_rules"
+        | "pg_ident_file_mappings"
         | "pg_sequence_last_value" => Some(STATE),
         "nextval" | "setval" | "loread" | "lowrite" => Some(WRITES),
         _ => None,
@@ -149,7 +163,10 @@ fn user_function(shown: &str) -> Refusal {
 }
 
 fn function_exists(ctx: &Context, schema: &str, name: &str) -> bool {
-    ctx.catalog.functions.values().any(|(s, n)| s == schema && n == name)
+    ctx.catalog
+        .functions
+        .values()
+        .any(|(s, n)| s == schema && n == name)
 }
 
 #[cfg(test)]
@@ -159,16 +176,44 @@ mod tests {
     #[test]
     fn denylist_covers_families() {
         for f in [
-            "pg_read_file", "pg_ls_dir", "lo_get", "lo_import", "dblink_exec", "query_to_xml",
-            "table_to_xmlschema", "cursor_to_xml", "database_to_xml", "pg_column_size",
-            "pg_total_relation_size", "set_config", "pg_advisory_lock", "pg_try_advisory_lock",
-            "nextval", "setval", "pg_stat_get_live_tuples", "pg_logical_slot_get_changes",
-            "ts_stat", "pg_terminate_backend", "pg_reload_conf", "pg_notify",
+            "pg_read_file",
+            "pg_ls_dir",
+            "lo_get",
+            "lo_import",
+            "dblink_exec",
+            "query_to_xml",
+            "table_to_xmlschema",
+            "cursor_to_xml",
+            "database_to_xml",
+            "pg_column_size",
+            "pg_total_relation_size",
+            "set_config",
+            "pg_advisory_lock",
+            "pg_try_advisory_lock",
+            "nextval",
+            "setval",
+            "pg_stat_get_live_tuples",
+            "pg_logical_slot_get_changes",
+            "ts_stat",
+            "pg_terminate_backend",
+            "pg_reload_conf",
+            "pg_notify",
         ] {
             assert!(denied_builtin(f).is_some(), "{f} should be denied");
         }
-        for f in ["upper", "count", "pg_get_viewdef", "format_type", "pg_sleep", "now", "xpath",
-            "pg_table_is_visible", "current_setting", "txid_current", "pg_size_pretty"] {
+        for f in [
+            "upper",
+            "count",
+            "pg_get_viewdef",
+            "format_type",
+            "pg_sleep",
+            "now",
+            "xpath",
+            "pg_table_is_visible",
+            "current_setting",
+            "txid_current",
+            "pg_size_pretty",
+        ] {
             assert!(denied_builtin(f).is_none(), "{f} should pass");
         }
     }

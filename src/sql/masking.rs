@@ -1,23 +1,32 @@
 //! Masking subqueries: the relation a restricted role reads in place of a protected one.
 //!
-//! `(SELECT "id", <mask("name")> AS "name", ... FROM [ONLY] "schema"."table"
+//! `(SELECT "id", (<mask("name")>) AS "name", ... FROM [ONLY] "schema"."table"
 //!   [WHERE (<row filter>) OFFSET 0]) AS alias`
 //!
 //! Columns come in catalog order under their own names, so `*`, whole-row references,
-//! NATURAL joins and USING see the same shape as the table minus denied columns. The
-//! subquery is generated as SQL text and parsed with the same parser, so quoting and
-//! precedence are PostgreSQL's own.
+//! NATURAL joins and USING see the same shape as the table minus denied columns.
+//!
+//! The walker leaves a placeholder relation where the subquery goes; after the statement is
+//! printed, [`substitute`] puts the subquery text in. Parsing and printing the (large) mask
+//! expressions once per mask instead of once per statement is what keeps analysis cheap.
 //!
 //! Invariants:
 //! - Every identifier is double-quoted ([`quote_ident`]): names are used exactly as stored.
+//! - Every mask expression and row filter is spliced in the form the parser printed it,
+//!   after checking it is exactly one expression, in parentheses: it cannot reach outside
+//!   its slot.
 //! - With a row filter, `OFFSET 0` keeps the planner from pushing the user's predicates below
 //!   the filter: they never run on hidden rows, so their errors cannot reveal them.
 //! - A masked column whose mask has no SQL form and is not keyed is refused, never passed raw.
-use pg_query::protobuf::Node;
+use std::sync::{Arc, OnceLock};
+
+use dashmap::DashMap;
+use pg_query::NodeEnum;
 
 use super::scope::{ColInfo, ColState};
 use super::Refusal;
 use crate::catalog::Relation;
+use crate::mask::Mask;
 use crate::policy::{ColumnAction, TablePlan};
 
 /// `"name"` with inner quotes doubled.
@@ -34,31 +43,122 @@ pub fn quote_ident(s: &str) -> String {
     out
 }
 
-/// A built masking subquery and the columns it exposes (denied ones included, marked, so
-/// references to them are refused with the rule that denies them).
+/// The name a keyed column's raw value carries inside its masking subquery: the column name
+/// plus a tag drawn at random once per process, so no statement can name it by chance or by
+/// guess (`keyed_alias("phone")` = `phone#pgveil_5f0c…`).
+pub fn keyed_alias(column: &str) -> String {
+    format!("{column}#pgveil_{}", process_tag())
+}
+
+/// A built masking subquery (SQL text of canonical pieces) and the columns it exposes
+/// (denied ones included, marked, so references to them are refused with the rule that
+/// denies them).
 pub(crate) struct Built {
-    pub node: Node,
+    pub sql: String,
     pub cols: Vec<ColInfo>,
 }
 
-fn parse_select(sql: &str, what: &str) -> Result<Node, Refusal> {
-    let internal = |detail: String| {
-        Refusal::new(
-            "XX000",
-            format!("pgveil could not build the masking query for {what}: {detail}"),
-            Some("check the rule's mask and row filter (pgveil check --rules)".into()),
-        )
+fn internal(what: &str, detail: String) -> Refusal {
+    Refusal::new(
+        "XX000",
+        format!("pgveil could not build the masking query for {what}: {detail}"),
+        Some("check the rule's mask and row filter (pgveil check --rules)".into()),
+    )
+}
+
+/// `expr` re-printed by the parser, after checking it is exactly one expression: balanced,
+/// without comments, nothing that could reach past it once spliced into a statement
+/// (`true) OR (1=1` is refused, not obeyed).
+fn canonical_expr(expr: &str, what: &str) -> Result<String, Refusal> {
+    let bad = |d: &str| internal(what, format!("{d}: {expr}"));
+    let parsed = pg_query::parse(&format!("SELECT {expr}"), pg_query::ParserOptions::DEFAULT)
+        .map_err(|e| bad(&format!("not an SQL expression ({e})")))?;
+    let one = match parsed.protobuf.stmts.as_slice() {
+        [raw] => match raw.stmt.as_deref().and_then(|n| n.node.as_ref()) {
+            Some(NodeEnum::SelectStmt(sel)) => {
+                let plain = sel.from_clause.is_empty()
+                    && sel.where_clause.is_none()
+                    && sel.group_clause.is_empty()
+                    && sel.having_clause.is_none()
+                    && sel.window_clause.is_empty()
+                    && sel.sort_clause.is_empty()
+                    && sel.distinct_clause.is_empty()
+                    && sel.values_lists.is_empty()
+                    && sel.limit_count.is_none()
+                    && sel.limit_offset.is_none()
+                    && sel.with_clause.is_none()
+                    && sel.into_clause.is_none()
+                    && sel.locking_clause.is_empty()
+                    && sel.larg.is_none()
+                    && sel.target_list.len() == 1;
+                let unnamed = matches!(
+                    sel.target_list.first().and_then(|t| t.node.as_ref()),
+                    Some(NodeEnum::ResTarget(rt)) if rt.name.is_empty() && rt.val.is_some()
+                );
+                plain && unnamed
+            }
+            _ => false,
+        },
+        _ => false,
     };
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|e| internal(e.to_string()))?;
-    let mut stmts = parsed.protobuf.stmts;
-    if stmts.len() != 1 {
-        return Err(internal(format!("expected one statement, got {}", stmts.len())));
+    if !one {
+        return Err(bad("not exactly one expression"));
     }
-    let node = stmts.pop().and_then(|s| s.stmt).map(|b| *b);
-    match node {
-        Some(n @ Node { node: Some(pg_query::NodeEnum::SelectStmt(_)) }) => Ok(n),
-        _ => Err(internal("expected a SELECT".into())),
+    let text = parsed
+        .protobuf
+        .deparse(pg_query::DeparseOptions::default())
+        .map_err(|e| bad(&format!("cannot re-print it ({e})")))?;
+    text.strip_prefix("SELECT ")
+        .map(str::to_string)
+        .ok_or_else(|| bad("unexpected re-print"))
+}
+
+/// Canonical SQL of masks and row filters, computed once per mask (the entry keeps the
+/// `Arc<Mask>` alive, so its address cannot be reused by another mask) and per filter text.
+/// Bounded: cleared when full.
+struct PieceCache {
+    masks: DashMap<(usize, String, String), (Arc<Mask>, String)>,
+    filters: DashMap<String, String>,
+}
+
+const PIECE_CACHE_MAX: usize = 4096;
+
+fn pieces() -> &'static PieceCache {
+    static CACHE: OnceLock<PieceCache> = OnceLock::new();
+    CACHE.get_or_init(|| PieceCache {
+        masks: DashMap::new(),
+        filters: DashMap::new(),
+    })
+}
+
+fn mask_sql(m: &Arc<Mask>, column: &str, sql_type: &str, origin: &str) -> Result<Option<String>, Refusal> {
+    let key = (Arc::as_ptr(m) as usize, column.to_string(), sql_type.to_string());
+    let cache = pieces();
+    if let Some(hit) = cache.masks.get(&key) {
+        return Ok(Some(hit.1.clone()));
     }
+    let Some(raw) = m.sql(&quote_ident(column), sql_type) else {
+        return Ok(None);
+    };
+    let canon = canonical_expr(&raw, origin)?;
+    if cache.masks.len() >= PIECE_CACHE_MAX {
+        cache.masks.clear();
+    }
+    cache.masks.insert(key, (m.clone(), canon.clone()));
+    Ok(Some(canon))
+}
+
+fn filter_sql(filter: &str, what: &str) -> Result<String, Refusal> {
+    let cache = pieces();
+    if let Some(hit) = cache.filters.get(filter) {
+        return Ok(hit.clone());
+    }
+    let canon = canonical_expr(filter, what)?;
+    if cache.filters.len() >= PIECE_CACHE_MAX {
+        cache.filters.clear();
+    }
+    cache.filters.insert(filter.to_string(), canon.clone());
+    Ok(canon)
 }
 
 fn from_clause(rel: &Relation, inh: bool) -> String {
@@ -70,29 +170,31 @@ fn from_clause(rel: &Relation, inh: bool) -> String {
     )
 }
 
-/// The SQL text of a protected table's masking subquery (exposed for tests and the audit).
-pub(crate) fn table_sql(rel: &Relation, tp: &TablePlan, inh: bool) -> Result<(String, Vec<ColInfo>), Refusal> {
+/// The masking subquery of a protected table (without the surrounding parentheses).
+pub(crate) fn table_subquery(rel: &Relation, tp: &TablePlan, inh: bool) -> Result<Built, Refusal> {
     let mut items = Vec::with_capacity(rel.columns.len());
     let mut cols = Vec::with_capacity(rel.columns.len());
     for col in &rel.columns {
         let origin = format!("{}.{}.{}", rel.schema, rel.name, col.name);
         let q = quote_ident(&col.name);
         let plan = tp.column(&col.name);
+        let rule = || plan.and_then(|p| p.rule.clone());
         let state = match plan.map(|p| &p.action) {
             // Invariant of the policy module: a column without a plan is denied.
             None => ColState::Denied(None),
-            Some(ColumnAction::Deny) => ColState::Denied(plan.and_then(|p| p.rule.clone())),
+            Some(ColumnAction::Deny) => ColState::Denied(rule()),
             Some(ColumnAction::Clear) => {
                 items.push(q);
                 ColState::Plain
             }
             Some(ColumnAction::Mask(m)) if m.is_keyed() => {
-                items.push(q);
-                ColState::Keyed(m.clone(), plan.and_then(|p| p.rule.clone()))
+                let internal = keyed_alias(&col.name);
+                items.push(format!("{q} AS {}", quote_ident(&internal)));
+                ColState::Keyed(m.clone(), rule(), internal)
             }
-            Some(ColumnAction::Mask(m)) => match m.sql(&q, &col.type_name) {
+            Some(ColumnAction::Mask(m)) => match mask_sql(m, &col.name, &col.type_name, &origin)? {
                 Some(expr) => {
-                    items.push(format!("{expr} AS {q}"));
+                    items.push(format!("({expr}) AS {q}"));
                     ColState::Masked
                 }
                 None => {
@@ -101,27 +203,24 @@ pub(crate) fn table_sql(rel: &Relation, tp: &TablePlan, inh: bool) -> Result<(St
                         format!("the mask of column {origin} has no SQL form"),
                         Some(format!(
                             "pgveil cannot compute it in the database; {}",
-                            plan.and_then(|p| p.rule.as_ref())
-                                .map(|r| format!("pgveil rule: {r}"))
-                                .unwrap_or_default()
+                            rule().map(|r| format!("pgveil rule: {r}")).unwrap_or_default()
                         )),
                     ))
                 }
             },
         };
-        cols.push(ColInfo { name: col.name.clone(), state, origin: Some(origin) });
+        cols.push(ColInfo {
+            name: col.name.clone(),
+            state,
+            origin: Some(origin),
+        });
     }
     let mut sql = format!("SELECT {} FROM {}", items.join(", "), from_clause(rel, inh));
     if let Some((filter, _)) = &tp.row_filter {
-        sql.push_str(&format!(" WHERE ({filter}) OFFSET 0"));
+        let f = filter_sql(filter, &format!("the row filter of {}", rel.qualified_name()))?;
+        sql.push_str(&format!(" WHERE ({f}) OFFSET 0"));
     }
-    Ok((sql, cols))
-}
-
-pub(crate) fn table_subquery(rel: &Relation, tp: &TablePlan, inh: bool) -> Result<Built, Refusal> {
-    let (sql, cols) = table_sql(rel, tp, inh)?;
-    let node = parse_select(&sql, &rel.qualified_name())?;
-    Ok(Built { node, cols })
+    Ok(Built { sql, cols })
 }
 
 /// A guarded catalog relation: listed columns read as constants, optional row filter.
@@ -130,7 +229,7 @@ pub(crate) fn guard_subquery(
     constants: &[(&str, &str)],
     row_filter: Option<&str>,
     inh: bool,
-) -> Result<Node, Refusal> {
+) -> String {
     let items: Vec<String> = rel
         .columns
         .iter()
@@ -146,7 +245,51 @@ pub(crate) fn guard_subquery(
     if let Some(f) = row_filter {
         sql.push_str(&format!(" WHERE ({f}) OFFSET 0"));
     }
-    parse_select(&sql, &rel.qualified_name())
+    sql
+}
+
+/// The placeholder relation name standing for the n-th spliced subquery until the
+/// statement is printed: random per process, so no statement can contain it by chance.
+pub(crate) fn placeholder(n: usize) -> String {
+    format!("pgveil_sub_{}_{n}", process_tag())
+}
+
+fn process_tag() -> &'static str {
+    use std::hash::{BuildHasher, Hasher};
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let word = || {
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        };
+        format!("{:016x}{:016x}", word(), word())
+    })
+}
+
+/// Replace each placeholder in the printed statement by its parenthesised subquery. Each
+/// must occur exactly once, as a whole word, else the statement is refused.
+pub(crate) fn substitute(printed: &str, splices: &[String]) -> Result<String, Refusal> {
+    let mut out = printed.to_string();
+    for (i, sub) in splices.iter().enumerate().rev() {
+        let name = placeholder(i);
+        let hits: Vec<usize> = out
+            .match_indices(&name)
+            .map(|(at, _)| at)
+            .filter(|at| {
+                let after = out[at + name.len()..].chars().next();
+                !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+            .collect();
+        let [at] = hits.as_slice() else {
+            return Err(internal(
+                "a statement",
+                format!("placeholder {i} printed {} times", hits.len()),
+            ));
+        };
+        out.replace_range(*at..*at + name.len(), &format!("({sub})"));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -46,7 +46,11 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(sqlstate: &'static str, message: impl Into<String>, hint: Option<String>) -> Refusal {
-        Refusal { sqlstate, message: message.into(), hint }
+        Refusal {
+            sqlstate,
+            message: message.into(),
+            hint,
+        }
     }
 }
 
@@ -111,41 +115,27 @@ pub struct Analysis {
 /// text. `Err` is the refusal to answer as an ErrorResponse; nothing of the text may be
 /// forwarded then.
 ///
-/// Runs on a thread of its own with [`ANALYSIS_STACK`] bytes of stack: decoding libpg_query's
-/// protobuf tree of a deeply nested statement takes more than a tokio worker's 2 MiB, and a
-/// stack overflow would abort the whole proxy. (The thread costs some tens of µs; the
-/// [`AnalysisCache`] keeps it off the path of repeated statements.)
+/// Runs with at least [`ANALYSIS_RED_ZONE`] bytes of stack: decoding libpg_query's protobuf
+/// tree of a deeply nested statement takes more than a tokio worker's 2 MiB, and a stack
+/// overflow would abort the whole proxy. When less remains, `stacker` switches to a fresh
+/// [`ANALYSIS_STACK`]-byte segment on the same thread (a new thread would cost libpg_query's
+/// per-thread set-up, some 300 µs).
 pub fn analyze(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
-    let failed = || {
-        Refusal::new(
+    let run = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyze_inner(sql, ctx)));
+    match stacker::maybe_grow(ANALYSIS_RED_ZONE, ANALYSIS_STACK, run) {
+        Ok(result) => result,
+        Err(_) => Err(Refusal::new(
             "XX000",
             "pgveil's statement analyser failed on this statement",
             Some("the statement was not forwarded; please report it".into()),
-        )
-    };
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("pgveil-analyze".into())
-            .stack_size(ANALYSIS_STACK)
-            .spawn_scoped(scope, || {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyze_inner(sql, ctx)))
-            });
-        match worker {
-            Ok(handle) => match handle.join() {
-                Ok(Ok(result)) => result,
-                _ => Err(failed()),
-            },
-            Err(_) => Err(Refusal::new(
-                "53000",
-                "pgveil could not start its statement analyser (out of threads or memory)",
-                Some("retry later".into()),
-            )),
-        }
-    })
+        )),
+    }
 }
 
-/// Stack for one analysis: the protobuf decoder's 100-level limit bounds the depth, which
-/// needs about 2 MiB unoptimised; 16 MiB leaves a wide margin (untouched pages cost nothing).
+/// Stack one analysis may need: the protobuf decoder's 100-level limit bounds the depth,
+/// which takes about 2 MiB unoptimised.
+pub const ANALYSIS_RED_ZONE: usize = 4 << 20;
+/// Size of the stack segment switched to when less than the red zone remains.
 pub const ANALYSIS_STACK: usize = 16 << 20;
 
 fn analyze_inner(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
@@ -163,14 +153,17 @@ fn analyze_inner(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
     let mut tree = parsed.protobuf;
     let mut statements = Vec::with_capacity(tree.stmts.len());
     let mut rewrote = false;
+    let mut splices = Vec::new();
     for raw in tree.stmts.iter_mut() {
         let text = statement_text(sql, raw.stmt_location, raw.stmt_len);
         let Some(stmt) = raw.stmt.as_deref_mut() else {
             return Err(walk::unsupported("an empty statement"));
         };
         let mut an = walk::Analyzer::new(ctx);
+        an.splice_base = splices.len();
         let kind = statement::analyze_stmt(&mut an, stmt, text)?;
         rewrote |= an.rewrote;
+        splices.append(&mut an.splices);
         statements.push(StatementInfo {
             kind,
             proxy_masks: an.proxy_masks,
@@ -179,13 +172,14 @@ fn analyze_inner(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
         });
     }
     let sql = if rewrote {
-        pg_query::deparse(&tree, Default::default()).map_err(|e| {
+        let printed = pg_query::deparse(&tree, Default::default()).map_err(|e| {
             Refusal::new(
                 "XX000",
                 format!("pgveil could not write the rewritten statement: {e}"),
                 Some("the statement was not forwarded; please report it".into()),
             )
-        })?
+        })?;
+        masking::substitute(&printed, &splices)?
     } else {
         sql.to_string()
     };
@@ -198,7 +192,9 @@ fn statement_text(sql: &str, location: i32, len: i32) -> &str {
     let end = if len <= 0 {
         sql.len()
     } else {
-        start.saturating_add(usize::try_from(len).unwrap_or(0)).min(sql.len())
+        start
+            .saturating_add(usize::try_from(len).unwrap_or(0))
+            .min(sql.len())
     };
     sql.get(start..end).unwrap_or(sql)
 }

@@ -24,8 +24,10 @@ pub(crate) enum ColState {
     /// A masked value computed in SQL by the masking subquery.
     Masked,
     /// The raw value, masked by pgveil in the result (keyed mask): usable only as a bare
-    /// output column of a top-level SELECT.
-    Keyed(Arc<Mask>, Option<RuleRef>),
+    /// output column of a top-level SELECT. The masking subquery exposes it under the
+    /// internal name (third field, see `masking::keyed_alias`) only, and pgveil rewrites the
+    /// references it accepted to that name: a reference it did not see cannot reach it.
+    Keyed(Arc<Mask>, Option<RuleRef>, String),
     /// Not visible: any reference is refused.
     Denied(Option<RuleRef>),
 }
@@ -40,7 +42,11 @@ pub(crate) struct ColInfo {
 
 impl ColInfo {
     pub fn plain(name: impl Into<String>) -> ColInfo {
-        ColInfo { name: name.into(), state: ColState::Plain, origin: None }
+        ColInfo {
+            name: name.into(),
+            state: ColState::Plain,
+            origin: None,
+        }
     }
 }
 
@@ -60,15 +66,15 @@ impl Cols {
     pub fn renamed(self, names: &[String]) -> Cols {
         match self {
             Cols::Known(mut cols) => {
-                let visible = cols.iter_mut().filter(|c| !matches!(c.state, ColState::Denied(_)));
+                let visible = cols
+                    .iter_mut()
+                    .filter(|c| !matches!(c.state, ColState::Denied(_)));
                 for (c, n) in visible.zip(names) {
                     c.name = n.clone();
                 }
                 Cols::Known(cols)
             }
-            Cols::Unknown if !names.is_empty() => {
-                Cols::Known(names.iter().map(ColInfo::plain).collect())
-            }
+            Cols::Unknown if !names.is_empty() => Cols::Known(names.iter().map(ColInfo::plain).collect()),
             Cols::Unknown => Cols::Unknown,
         }
     }
@@ -82,7 +88,11 @@ impl Cols {
 
     pub fn find(&self, name: &str) -> Vec<ColInfo> {
         match self {
-            Cols::Known(cols) => cols.iter().filter(|c| c.name == name).cloned().collect(),
+            Cols::Known(cols) => cols
+                .iter()
+                .filter(|c| c.name == name || matches!(&c.state, ColState::Keyed(_, _, i) if i == name))
+                .cloned()
+                .collect(),
             Cols::Unknown => Vec::new(),
         }
     }
@@ -93,7 +103,8 @@ impl Cols {
             Cols::Known(c) => c,
             Cols::Unknown => &[],
         };
-        cols.iter().filter(|c| matches!(c.state, ColState::Denied(_) | ColState::Keyed(..)))
+        cols.iter()
+            .filter(|c| matches!(c.state, ColState::Denied(_) | ColState::Keyed(..)))
     }
 
     pub fn all(&self) -> &[ColInfo] {
@@ -163,5 +174,8 @@ pub(crate) fn find_qualified<'l>(levels: &'l [Level], schema: &str, rel: &str) -
 
 /// A CTE visible under `name`, innermost level first.
 pub(crate) fn find_cte<'l>(levels: &'l [Level], name: &str) -> Option<&'l Cte> {
-    levels.iter().rev().find_map(|l| l.ctes.iter().rev().find(|c| c.name == name))
+    levels
+        .iter()
+        .rev()
+        .find_map(|l| l.ctes.iter().rev().find(|c| c.name == name))
 }

@@ -13,21 +13,65 @@ use crate::policy::Limits;
 
 /// Settings a restricted role may change.
 const SAFE: &[&str] = &[
-    "application_name", "extra_float_digits", "client_min_messages", "timezone", "datestyle",
-    "intervalstyle", "bytea_output", "lock_timeout", "idle_in_transaction_session_timeout",
-    "idle_session_timeout", "work_mem", "hash_mem_multiplier", "maintenance_work_mem",
-    "temp_buffers", "default_transaction_isolation", "transaction_isolation",
-    "default_transaction_read_only", "transaction_read_only", "default_transaction_deferrable",
-    "transaction_deferrable", "lc_monetary", "lc_numeric", "lc_time", "lc_messages", "xmloption",
-    "xmlbinary", "escape_string_warning", "plan_cache_mode", "random_page_cost", "seq_page_cost",
-    "cpu_tuple_cost", "cpu_index_tuple_cost", "cpu_operator_cost", "effective_cache_size",
-    "effective_io_concurrency", "from_collapse_limit", "join_collapse_limit",
-    "max_parallel_workers_per_gather", "parallel_setup_cost", "parallel_tuple_cost",
-    "min_parallel_table_scan_size", "min_parallel_index_scan_size", "constraint_exclusion",
-    "cursor_tuple_fraction", "default_text_search_config", "synchronize_seqscans",
-    "timezone_abbreviations", "quote_all_identifiers", "array_nulls", "gin_fuzzy_search_limit",
-    "geqo", "geqo_threshold", "geqo_effort", "jit", "jit_above_cost", "jit_inline_above_cost",
-    "jit_optimize_above_cost", "debug_parallel_query", "force_parallel_mode",
+    "application_name",
+    "extra_float_digits",
+    "client_min_messages",
+    "timezone",
+    "datestyle",
+    "intervalstyle",
+    "bytea_output",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "idle_session_timeout",
+    "work_mem",
+    "hash_mem_multiplier",
+    "maintenance_work_mem",
+    "temp_buffers",
+    "default_transaction_isolation",
+    "transaction_isolation",
+    "default_transaction_read_only",
+    "transaction_read_only",
+    "default_transaction_deferrable",
+    "transaction_deferrable",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "lc_messages",
+    "xmloption",
+    "xmlbinary",
+    "escape_string_warning",
+    "plan_cache_mode",
+    "random_page_cost",
+    "seq_page_cost",
+    "cpu_tuple_cost",
+    "cpu_index_tuple_cost",
+    "cpu_operator_cost",
+    "effective_cache_size",
+    "effective_io_concurrency",
+    "from_collapse_limit",
+    "join_collapse_limit",
+    "max_parallel_workers_per_gather",
+    "parallel_setup_cost",
+    "parallel_tuple_cost",
+    "min_parallel_table_scan_size",
+    "min_parallel_index_scan_size",
+    "constraint_exclusion",
+    "cursor_tuple_fraction",
+    "default_text_search_config",
+    "synchronize_seqscans",
+    "timezone_abbreviations",
+    "quote_all_identifiers",
+    "array_nulls",
+    "gin_fuzzy_search_limit",
+    "geqo",
+    "geqo_threshold",
+    "geqo_effort",
+    "jit",
+    "jit_above_cost",
+    "jit_inline_above_cost",
+    "jit_optimize_above_cost",
+    "debug_parallel_query",
+    "force_parallel_mode",
 ];
 
 fn refuse(name: &str, why: &str) -> Refusal {
@@ -51,7 +95,10 @@ fn first_string_arg(s: &protobuf::VariableSetStmt) -> Option<String> {
 pub(crate) fn check_set(limits: &Limits, s: &protobuf::VariableSetStmt) -> Result<(), Refusal> {
     use protobuf::VariableSetKind as K;
     if s.kind == K::VarResetAll as i32 {
-        return Err(refuse("ALL", "RESET ALL would undo settings pgveil relies on; reset settings by name"));
+        return Err(refuse(
+            "ALL",
+            "RESET ALL would undo settings pgveil relies on; reset settings by name",
+        ));
     }
     let name = s.name.to_lowercase();
     if s.kind == K::VarSetMulti as i32 {
@@ -63,24 +110,35 @@ pub(crate) fn check_set(limits: &Limits, s: &protobuf::VariableSetStmt) -> Resul
         };
     }
     match name.as_str() {
-        "search_path" => Err(refuse(&s.name, "name resolution must stay as pgveil sees it; qualify names with their schema instead")),
+        "search_path" => Err(refuse(
+            &s.name,
+            "name resolution must stay as pgveil sees it; qualify names with their schema instead",
+        )),
         "role" | "session_authorization" => Err(refuse(&s.name, "the session's identity decides its rules")),
-        "standard_conforming_strings" | "backslash_quote" => {
-            Err(refuse(&s.name, "it changes how statements are lexed; pgveil parses with standard_conforming_strings on"))
-        }
+        "standard_conforming_strings" | "backslash_quote" => Err(refuse(
+            &s.name,
+            "it changes how statements are lexed; pgveil parses with standard_conforming_strings on",
+        )),
         "client_encoding" => {
-            let v = first_string_arg(s).unwrap_or_default().to_uppercase().replace(['-', '_'], "");
+            let v = first_string_arg(s)
+                .unwrap_or_default()
+                .to_uppercase()
+                .replace(['-', '_'], "");
             if s.kind == K::VarSetValue as i32 && (v == "UTF8" || v == "UNICODE") {
                 Ok(())
             } else {
                 Err(refuse(&s.name, "pgveil reads statements as UTF8"))
             }
         }
-        "statement_timeout" if limits.statement_timeout_ms.is_some() => {
-            Err(refuse(&s.name, "the role's statement timeout is set by its agreement"))
-        }
+        "statement_timeout" if limits.statement_timeout_ms.is_some() => Err(refuse(
+            &s.name,
+            "the role's statement timeout is set by its agreement",
+        )),
         "statement_timeout" => Ok(()),
-        n if n.contains('.') => Err(refuse(&s.name, "custom settings can steer row-security policies and hold secrets")),
+        n if n.contains('.') => Err(refuse(
+            &s.name,
+            "custom settings can steer row-security policies and hold secrets",
+        )),
         n if n.starts_with("enable_") => Ok(()),
         n if SAFE.contains(&n) => Ok(()),
         _ => Err(refuse(&s.name, "not a setting restricted roles may change")),

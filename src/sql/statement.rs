@@ -27,11 +27,28 @@ fn command_words(text: &str) -> String {
     let words: Vec<String> = text
         .split_whitespace()
         .take(2)
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '_').to_uppercase())
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '_')
+                .to_uppercase()
+        })
         .filter(|w| !w.is_empty())
         .collect();
     match words.as_slice() {
-        [first, second] if matches!(first.as_str(), "CREATE" | "ALTER" | "DROP" | "GRANT" | "REVOKE" | "COMMENT" | "REFRESH" | "SECURITY" | "IMPORT" | "REASSIGN") => {
+        [first, second]
+            if matches!(
+                first.as_str(),
+                "CREATE"
+                    | "ALTER"
+                    | "DROP"
+                    | "GRANT"
+                    | "REVOKE"
+                    | "COMMENT"
+                    | "REFRESH"
+                    | "SECURITY"
+                    | "IMPORT"
+                    | "REASSIGN"
+            ) =>
+        {
             format!("{first} {second}")
         }
         [first, ..] => first.clone(),
@@ -53,7 +70,9 @@ pub(crate) fn analyze_stmt(an: &mut Analyzer, n: &mut Node, text: &str) -> R<Sta
         N::CopyStmt(c) => copy(an, c).map(|_| StatementKind::Copy),
         N::ExplainStmt(e) => explain(an, e).map(|_| StatementKind::Explain),
         N::VariableShowStmt(s) => show(&s.name).map(|_| StatementKind::Show),
-        N::VariableSetStmt(s) => super::settings::check_set(&an.ctx().plan.limits, s).map(|_| StatementKind::Set),
+        N::VariableSetStmt(s) => {
+            super::settings::check_set(&an.ctx().plan.limits, s).map(|_| StatementKind::Set)
+        }
         N::TransactionStmt(t) => transaction(t).map(|_| StatementKind::Transaction),
         N::DeclareCursorStmt(d) => match d.query.as_deref_mut() {
             Some(q) => an.query_node(q, false).map(|_| StatementKind::Cursor),
@@ -140,7 +159,11 @@ fn copy(an: &mut Analyzer, c: &mut protobuf::CopyStmt) -> R<()> {
             _ => None,
         })
         .collect();
-    let target = if cols.is_empty() { "*".to_string() } else { cols.join(", ") };
+    let target = if cols.is_empty() {
+        "*".to_string()
+    } else {
+        cols.join(", ")
+    };
     let mut from = String::new();
     if !rel.schemaname.is_empty() {
         from.push_str(&super::masking::quote_ident(&rel.schemaname));
@@ -149,7 +172,8 @@ fn copy(an: &mut Analyzer, c: &mut protobuf::CopyStmt) -> R<()> {
     from.push_str(&super::masking::quote_ident(&rel.relname));
     let only = if rel.inh { "" } else { "ONLY " };
     let sql = format!("SELECT {target} FROM {only}{from}");
-    let parsed = pg_query::parse(&sql, pg_query::ParserOptions::DEFAULT).map_err(|e| unsupported(&format!("COPY of this relation ({e})")))?;
+    let parsed = pg_query::parse(&sql, pg_query::ParserOptions::DEFAULT)
+        .map_err(|e| unsupported(&format!("COPY of this relation ({e})")))?;
     let mut stmts = parsed.protobuf.stmts;
     let Some(mut q) = stmts.pop().and_then(|s| s.stmt) else {
         return Err(unsupported("COPY of this relation"));
@@ -175,7 +199,9 @@ fn option_true(arg: &Option<Box<Node>>) -> bool {
         Some(N::AConst(c)) => match &c.val {
             Some(a_const::Val::Boolval(b)) => b.boolval,
             Some(a_const::Val::Ival(i)) => i.ival != 0,
-            Some(a_const::Val::Sval(s)) => !matches!(s.sval.to_lowercase().as_str(), "false" | "off" | "0" | "no"),
+            Some(a_const::Val::Sval(s)) => {
+                !matches!(s.sval.to_lowercase().as_str(), "false" | "off" | "0" | "no")
+            }
             _ => true,
         },
         Some(N::String(s)) => !matches!(s.sval.to_lowercase().as_str(), "false" | "off" | "0" | "no"),
@@ -222,7 +248,10 @@ fn explain(an: &mut Analyzer, e: &mut protobuf::ExplainStmt) -> R<()> {
     if an.touched_protected {
         return Err(Refusal::new(
             "0A000",
-            format!("EXPLAIN of a statement reading protected relations ({}) is not supported", an.tables.join(", ")),
+            format!(
+                "EXPLAIN of a statement reading protected relations ({}) is not supported",
+                an.tables.join(", ")
+            ),
             Some("plans and row estimates come from statistics of unmasked data".into()),
         ));
     }
@@ -236,7 +265,10 @@ fn show(name: &str) -> R<()> {
         return Err(Refusal::new(
             "42501",
             format!("permission denied: SHOW {name} is not allowed for restricted roles"),
-            Some("custom (dotted) settings can hold application secrets; SHOW a built-in setting by name".into()),
+            Some(
+                "custom (dotted) settings can hold application secrets; SHOW a built-in setting by name"
+                    .into(),
+            ),
         ));
     }
     Ok(())
@@ -245,8 +277,13 @@ fn show(name: &str) -> R<()> {
 fn transaction(t: &protobuf::TransactionStmt) -> R<()> {
     use protobuf::TransactionStmtKind as K;
     let k = t.kind;
-    if k == K::TransStmtPrepare as i32 || k == K::TransStmtCommitPrepared as i32 || k == K::TransStmtRollbackPrepared as i32 {
-        return Err(write_refusal("two-phase commit (PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED)"));
+    if k == K::TransStmtPrepare as i32
+        || k == K::TransStmtCommitPrepared as i32
+        || k == K::TransStmtRollbackPrepared as i32
+    {
+        return Err(write_refusal(
+            "two-phase commit (PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED)",
+        ));
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! Invariants:
 //! - Every node kind reachable from a query is either handled or refused (0A000): an
 //!   unknown construct never passes unexamined.
-//! - A spliced masking subquery is never walked again (it is pgveil's own SQL).
+//! - A spliced masking subquery is never walked (it is pgveil's own SQL, added as text).
 //! - A keyed column is accepted only as a bare output column of the top-level SELECT of a
 //!   plain SELECT statement (`keyed_ok`), and then recorded in `proxy_masks`.
 use std::collections::HashMap;
@@ -16,8 +16,7 @@ use pg_query::protobuf::{self, a_const, node::Node as N, Node, SelectStmt};
 use super::functions;
 use super::masking;
 use super::scope::{
-    find_cte, find_entry, find_qualified, resolve_column, ColInfo, ColState, Cols, Cte, Entry,
-    Level,
+    find_cte, find_entry, find_qualified, resolve_column, ColInfo, ColState, Cols, Cte, Entry, Level,
 };
 use super::{Context, Refusal};
 use crate::catalog::{RelKind, Relation};
@@ -34,6 +33,15 @@ pub(crate) enum Pos {
     Output(usize),
     Other,
 }
+
+/// Every operator name PostgreSQL 15 defines (`SELECT DISTINCT oprname FROM pg_operator`).
+const BUILTIN_OPERATORS: &[&str] = &[
+    "!!", "!~", "!~*", "!~~", "!~~*", "##", "#", "#-", "#>", "#>>", "%", "&&", "&", "&<", "&<|", "&>", "*",
+    "*<", "*<=", "*<>", "*=", "*>", "*>=", "+", "-", "->", "->>", "-|-", "/", "<", "<->", "<<", "<<=", "<<|",
+    "<=", "<>", "<@", "<^", "=", ">", ">=", ">>", ">>=", ">^", "?#", "?&", "?", "?-", "?-|", "?|", "?||",
+    "@", "@-@", "@>", "@?", "@@", "@@@", "^", "^@", "|&>", "|", "|/", "|>>", "||", "||/", "~", "~*", "~<=~",
+    "~<~", "~=", "~>=~", "~>~", "~~", "~~*",
+];
 
 /// Views nest; a cycle or an absurd depth is refused rather than followed forever.
 const MAX_VIEW_DEPTH: usize = 16;
@@ -58,6 +66,10 @@ pub(crate) struct Analyzer<'c, 'a> {
     fn_memo: HashMap<Vec<String>, Result<(), Refusal>>,
     /// The top-level target list holds a `*`.
     top_star: bool,
+    /// Subquery texts for the placeholders left in the tree, in placeholder order.
+    pub splices: Vec<String>,
+    /// Placeholders of earlier statements of the same string come first.
+    pub splice_base: usize,
 }
 
 fn str_of(n: &Node) -> Option<&str> {
@@ -68,7 +80,9 @@ fn str_of(n: &Node) -> Option<&str> {
 }
 
 fn names_of(list: &[Node]) -> Vec<String> {
-    list.iter().filter_map(|n| str_of(n).map(str::to_string)).collect()
+    list.iter()
+        .filter_map(|n| str_of(n).map(str::to_string))
+        .collect()
 }
 
 pub(crate) fn node_name(n: &N) -> String {
@@ -95,7 +109,10 @@ pub(crate) fn denied(origin: &str, rule: &Option<RuleRef>, extra: &str) -> Refus
     Refusal::new(
         "42501",
         format!("permission denied for column {origin}{extra}"),
-        Some(rule_hint(rule, "pgveil rule: no rule lets this role read the column (denied by default)")),
+        Some(rule_hint(
+            rule,
+            "pgveil rule: no rule lets this role read the column (denied by default)",
+        )),
     )
 }
 
@@ -129,6 +146,8 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             depth: 0,
             fn_memo: HashMap::new(),
             top_star: false,
+            splices: Vec::new(),
+            splice_base: 0,
         }
     }
 
@@ -224,7 +243,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             return Ok(left);
         }
         for item in s.from_clause.iter_mut() {
-            self.from_item(item)?;
+            self.range_item(item)?;
         }
         for row in s.values_lists.iter_mut() {
             self.expr(row, Pos::Other)?;
@@ -234,7 +253,9 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             let Some(N::ResTarget(rt)) = &mut t.node else {
                 return Err(unsupported("a target list entry"));
             };
-            let Some(val) = rt.val.as_deref_mut() else { continue };
+            let Some(val) = rt.val.as_deref_mut() else {
+                continue;
+            };
             if top {
                 if let Some(N::ColumnRef(cr)) = &val.node {
                     if matches!(cr.fields.last().and_then(|f| f.node.as_ref()), Some(N::AStar(_))) {
@@ -244,7 +265,15 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             }
             let pos = if keyed_here { Pos::Output(i) } else { Pos::Other };
             match &mut val.node {
-                Some(N::ColumnRef(cr)) => self.column_ref(cr, pos)?,
+                Some(N::ColumnRef(cr)) => {
+                    let before = self.proxy_masks.len();
+                    let shown = cr.fields.last().and_then(str_of).map(str::to_string);
+                    self.column_ref(cr, pos)?;
+                    // A keyed column now reads its internal name: keep the client's name.
+                    if self.proxy_masks.len() > before && rt.name.is_empty() {
+                        rt.name = shown.unwrap_or_default();
+                    }
+                }
                 _ => self.expr(val, Pos::Other)?,
             }
         }
@@ -307,13 +336,16 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         }
         let names_keyed = |n: &Node| -> bool {
             match &n.node {
-                Some(N::ColumnRef(cr)) if cr.fields.len() == 1 => {
-                    cr.fields.first().and_then(str_of).is_some_and(|x| keyed_names.iter().any(|k| k == x))
-                }
+                Some(N::ColumnRef(cr)) if cr.fields.len() == 1 => cr
+                    .fields
+                    .first()
+                    .and_then(str_of)
+                    .is_some_and(|x| keyed_names.iter().any(|k| k == x)),
                 Some(N::AConst(c)) => match &c.val {
-                    Some(a_const::Val::Ival(i)) => {
-                        self.proxy_masks.iter().any(|(p, _)| (*p as i64) + 1 == i.ival as i64)
-                    }
+                    Some(a_const::Val::Ival(i)) => self
+                        .proxy_masks
+                        .iter()
+                        .any(|(p, _)| (*p as i64) + 1 == i.ival as i64),
                     _ => false,
                 },
                 _ => false,
@@ -350,12 +382,16 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         }
         let mut out = Vec::new();
         for t in &s.target_list {
-            let Some(N::ResTarget(rt)) = &t.node else { return Cols::Unknown };
+            let Some(N::ResTarget(rt)) = &t.node else {
+                return Cols::Unknown;
+            };
             if !rt.name.is_empty() {
                 out.push(ColInfo::plain(rt.name.clone()));
                 continue;
             }
-            let Some(val) = rt.val.as_deref() else { return Cols::Unknown };
+            let Some(val) = rt.val.as_deref() else {
+                return Cols::Unknown;
+            };
             match &val.node {
                 Some(N::ColumnRef(cr)) => match cr.fields.last().map(|f| &f.node) {
                     Some(Some(N::String(s))) => out.push(ColInfo::plain(s.sval.clone())),
@@ -363,22 +399,30 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                         let entries = self.levels.last().map(|l| l.entries.as_slice()).unwrap_or(&[]);
                         let quals = names_of(&cr.fields[..cr.fields.len() - 1]);
                         let chosen: Vec<&Entry> = match quals.as_slice() {
-                            [] => entries.iter().filter(|e| e.refname.is_some() || e.relation.is_some()).collect(),
-                            [q] => entries.iter().filter(|e| e.refname.as_deref() == Some(q)).collect(),
+                            [] => entries
+                                .iter()
+                                .filter(|e| e.refname.is_some() || e.relation.is_some())
+                                .collect(),
+                            [q] => entries
+                                .iter()
+                                .filter(|e| e.refname.as_deref() == Some(q))
+                                .collect(),
                             _ => return Cols::Unknown,
                         };
                         for e in chosen {
                             match &e.cols {
-                                Cols::Known(c) => out.extend(c.iter().map(|c| ColInfo::plain(c.name.clone()))),
+                                Cols::Known(c) => {
+                                    out.extend(c.iter().map(|c| ColInfo::plain(c.name.clone())))
+                                }
                                 Cols::Unknown => return Cols::Unknown,
                             }
                         }
                     }
                     _ => return Cols::Unknown,
                 },
-                Some(N::FuncCall(f)) => {
-                    out.push(ColInfo::plain(f.funcname.last().and_then(str_of).unwrap_or("?column?")))
-                }
+                Some(N::FuncCall(f)) => out.push(ColInfo::plain(
+                    f.funcname.last().and_then(str_of).unwrap_or("?column?"),
+                )),
                 _ => out.push(ColInfo::plain("?column?")),
             }
         }
@@ -392,7 +436,10 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 if let Some(N::CommonTableExpr(cte)) = &c.node {
                     let names = names_of(&cte.aliascolnames);
                     let cols = Cols::Unknown.renamed(&names);
-                    self.cur().ctes.push(Cte { name: cte.ctename.clone(), cols });
+                    self.cur().ctes.push(Cte {
+                        name: cte.ctename.clone(),
+                        cols,
+                    });
                 }
             }
         }
@@ -413,7 +460,10 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             if let Some(existing) = level.ctes.iter_mut().find(|x| x.name == cte.ctename) {
                 existing.cols = cols;
             } else {
-                level.ctes.push(Cte { name: cte.ctename.clone(), cols });
+                level.ctes.push(Cte {
+                    name: cte.ctename.clone(),
+                    cols,
+                });
             }
         }
         Ok(())
@@ -425,7 +475,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         self.cur().entries.push(e);
     }
 
-    fn from_item(&mut self, n: &mut Node) -> R<Cols> {
+    fn range_item(&mut self, n: &mut Node) -> R<Cols> {
         match &mut n.node {
             Some(N::RangeVar(_)) => self.range_var(n),
             Some(N::RangeSubselect(rs)) => {
@@ -435,7 +485,12 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 };
                 let (refname, names) = alias_parts(&rs.alias);
                 let cols = cols.renamed(&names);
-                self.push_entry(Entry { refname, relation: None, cols: cols.clone(), strip_schema: false });
+                self.push_entry(Entry {
+                    refname,
+                    relation: None,
+                    cols: cols.clone(),
+                    strip_schema: false,
+                });
                 Ok(cols)
             }
             Some(N::RangeFunction(rf)) => {
@@ -459,16 +514,21 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 let (alias, names) = alias_parts(&rf.alias);
                 let refname = alias.or(if rf.functions.len() == 1 { first_name } else { None });
                 let cols = Cols::Unknown.renamed(&names);
-                self.push_entry(Entry { refname, relation: None, cols: cols.clone(), strip_schema: false });
+                self.push_entry(Entry {
+                    refname,
+                    relation: None,
+                    cols: cols.clone(),
+                    strip_schema: false,
+                });
                 Ok(cols)
             }
             Some(N::JoinExpr(j)) => {
                 let left = match j.larg.as_deref_mut() {
-                    Some(l) => self.from_item(l)?,
+                    Some(l) => self.range_item(l)?,
                     None => return Err(unsupported("a join without its left side")),
                 };
                 let right = match j.rarg.as_deref_mut() {
-                    Some(r) => self.from_item(r)?,
+                    Some(r) => self.range_item(r)?,
                     None => return Err(unsupported("a join without its right side")),
                 };
                 if j.is_natural {
@@ -481,7 +541,9 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                             ColState::Denied(r) => {
                                 return Err(denied(c.origin.as_deref().unwrap_or(u), r, " (in JOIN USING)"))
                             }
-                            ColState::Keyed(_, r) => return Err(keyed(c.origin.as_deref().unwrap_or(u), r)),
+                            ColState::Keyed(_, r, _) => {
+                                return Err(keyed(c.origin.as_deref().unwrap_or(u), r))
+                            }
                             _ => self.note_masked(&c),
                         }
                     }
@@ -507,15 +569,22 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                             if let Some(c) = left.guarded().chain(right.guarded()).next().cloned() {
                                 let origin = c.origin.clone().unwrap_or(c.name.clone());
                                 return Err(match &c.state {
-                                    ColState::Keyed(_, r) => keyed(&origin, r),
-                                    ColState::Denied(r) => denied(&origin, r, " (renamed by a join alias column list)"),
+                                    ColState::Keyed(_, r, _) => keyed(&origin, r),
+                                    ColState::Denied(r) => {
+                                        denied(&origin, r, " (renamed by a join alias column list)")
+                                    }
                                     _ => unsupported("a join alias column list here"),
                                 });
                             }
                         }
                     }
                     let cols = combined.clone().renamed(&names);
-                    self.push_entry(Entry { refname, relation: None, cols, strip_schema: false });
+                    self.push_entry(Entry {
+                        refname,
+                        relation: None,
+                        cols,
+                        strip_schema: false,
+                    });
                 }
                 Ok(combined)
             }
@@ -527,8 +596,11 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 let Some(rel) = ts.relation.as_deref_mut() else {
                     return Err(unsupported("TABLESAMPLE without a relation"));
                 };
+                let rewrote_before = std::mem::replace(&mut self.rewrote, false);
                 let cols = self.range_var(rel)?;
-                if matches!(rel.node, Some(N::RangeSubselect(_))) {
+                let sampled_protected = self.rewrote;
+                self.rewrote |= rewrote_before;
+                if sampled_protected {
                     return Err(Refusal::new(
                         "0A000",
                         "TABLESAMPLE is not supported on relations pgveil protects",
@@ -555,7 +627,12 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 }
                 let (refname, alias_names) = alias_parts(&tf.alias);
                 let cols = Cols::Known(names.iter().map(ColInfo::plain).collect()).renamed(&alias_names);
-                self.push_entry(Entry { refname, relation: None, cols: cols.clone(), strip_schema: false });
+                self.push_entry(Entry {
+                    refname,
+                    relation: None,
+                    cols: cols.clone(),
+                    strip_schema: false,
+                });
                 Ok(cols)
             }
             Some(other) => Err(unsupported(&node_name(other))),
@@ -575,14 +652,23 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             if let Some(cte) = find_cte(&self.levels, &rv.relname) {
                 let cols = cte.cols.clone().renamed(&alias_names);
                 let refname = Some(alias.unwrap_or(rv.relname.clone()));
-                self.push_entry(Entry { refname, relation: None, cols: cols.clone(), strip_schema: false });
+                self.push_entry(Entry {
+                    refname,
+                    relation: None,
+                    cols: cols.clone(),
+                    strip_schema: false,
+                });
                 return Ok(cols);
             }
         }
         let rel = self.resolve_relation(&rv)?;
         self.note_table(rel.qualified_name());
         let refname = alias.clone().unwrap_or(rel.name.clone());
-        let relation = if alias.is_none() { Some((rel.schema.clone(), rel.name.clone())) } else { None };
+        let relation = if alias.is_none() {
+            Some((rel.schema.clone(), rel.name.clone()))
+        } else {
+            None
+        };
 
         if let Some(g) = guard_for(&rel.schema, &rel.name) {
             match g {
@@ -593,34 +679,79 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                         Some(format!("pgveil built-in guard: {reason}")),
                     ))
                 }
-                Guard::Rewrite { constants, row_filter } => {
-                    let sub = masking::guard_subquery(rel, constants, row_filter, rv.inh)?;
+                Guard::Rewrite {
+                    constants,
+                    row_filter,
+                } => {
+                    let sub = masking::guard_subquery(rel, constants, row_filter, rv.inh);
                     self.splice(n, sub, &refname, &rv.alias);
                     self.touched_protected = true;
-                    let cols = Cols::Known(rel.columns.iter().map(|c| ColInfo::plain(c.name.clone())).collect())
-                        .renamed(&alias_names);
-                    self.push_entry(Entry { refname: Some(refname), relation, cols: cols.clone(), strip_schema: alias.is_none() });
+                    let cols = Cols::Known(
+                        rel.columns
+                            .iter()
+                            .map(|c| ColInfo::plain(c.name.clone()))
+                            .collect(),
+                    )
+                    .renamed(&alias_names);
+                    self.push_entry(Entry {
+                        refname: Some(refname),
+                        relation,
+                        cols: cols.clone(),
+                        strip_schema: alias.is_none(),
+                    });
                     return Ok(cols);
                 }
             }
         }
 
+        // Plans are keyed by oid; a table dropped and re-created under a protected name has a
+        // new oid. Until the plan is recompiled, refuse rather than read it unprotected.
+        if !self.ctx.plan.tables.contains_key(&rel.oid)
+            && self
+                .ctx
+                .plan
+                .tables
+                .values()
+                .any(|t| t.schema == rel.schema && t.name == rel.name)
+        {
+            return Err(Refusal::new(
+                "55000",
+                format!(
+                    "relation {} changed since pgveil compiled its rules",
+                    rel.qualified_name()
+                ),
+                Some("pgveil refuses until its catalog and rules are reloaded; retry shortly".into()),
+            ));
+        }
         if let Some(tp) = self.ctx.plan.tables.get(&rel.oid) {
             let built = masking::table_subquery(rel, tp, rv.inh)?;
-            if let Some(first_denied) = built.cols.iter().position(|c| matches!(c.state, ColState::Denied(_))) {
-                if alias_names.len() > first_denied {
-                    let c = &built.cols[first_denied];
-                    let (o, r) = match &c.state {
-                        ColState::Denied(r) => (c.origin.clone().unwrap_or_default(), r.clone()),
-                        _ => (String::new(), None),
-                    };
-                    return Err(denied(&o, &r, " (reached by a column alias list)"));
+            // An alias column list renames by position: it must stop before the first denied
+            // column (absent from the subquery, so positions would shift) and before the first
+            // keyed one (whose internal name must stay the only way to reach it).
+            if let Some(first) = built
+                .cols
+                .iter()
+                .position(|c| !matches!(c.state, ColState::Plain | ColState::Masked))
+            {
+                if alias_names.len() > first {
+                    let c = &built.cols[first];
+                    let o = c.origin.clone().unwrap_or_default();
+                    return Err(match &c.state {
+                        ColState::Keyed(_, r, _) => keyed(&o, r),
+                        ColState::Denied(r) => denied(&o, r, " (reached by a column alias list)"),
+                        _ => unsupported("this column alias list"),
+                    });
                 }
             }
-            self.splice(n, built.node, &refname, &rv.alias);
+            self.splice(n, built.sql, &refname, &rv.alias);
             self.touched_protected = true;
             let cols = Cols::Known(built.cols).renamed(&alias_names);
-            self.push_entry(Entry { refname: Some(refname), relation, cols: cols.clone(), strip_schema: alias.is_none() });
+            self.push_entry(Entry {
+                refname: Some(refname),
+                relation,
+                cols: cols.clone(),
+                strip_schema: alias.is_none(),
+            });
             return Ok(cols);
         }
 
@@ -630,10 +761,20 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         {
             self.view(n, rel, &refname, &rv.alias)?;
         }
-        let cols = Cols::Known(rel.columns.iter().map(|c| ColInfo::plain(c.name.clone())).collect())
-            .renamed(&alias_names);
+        let cols = Cols::Known(
+            rel.columns
+                .iter()
+                .map(|c| ColInfo::plain(c.name.clone()))
+                .collect(),
+        )
+        .renamed(&alias_names);
         let strip = matches!(n.node, Some(N::RangeSubselect(_))) && alias.is_none();
-        self.push_entry(Entry { refname: Some(refname), relation, cols: cols.clone(), strip_schema: strip });
+        self.push_entry(Entry {
+            refname: Some(refname),
+            relation,
+            cols: cols.clone(),
+            strip_schema: strip,
+        });
         Ok(cols)
     }
 
@@ -658,20 +799,37 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         })
     }
 
-    /// Replace a relation reference by `(subquery) AS alias`, keeping the user's alias
-    /// (column list included) or the relation's name.
-    fn splice(&mut self, n: &mut Node, sub: Node, refname: &str, user_alias: &Option<protobuf::Alias>) {
-        let colnames = user_alias.as_ref().map(|a| a.colnames.clone()).unwrap_or_default();
-        n.node = Some(N::RangeSubselect(Box::new(protobuf::RangeSubselect {
-            lateral: false,
-            subquery: Some(Box::new(sub)),
-            alias: Some(protobuf::Alias { aliasname: refname.to_string(), colnames }),
-        })));
+    /// Replace a relation reference by a placeholder that [`masking::substitute`] turns into
+    /// `(subquery) AS alias` once the statement is printed, keeping the user's alias (column
+    /// list included) or the relation's name.
+    fn splice(&mut self, n: &mut Node, sub: String, refname: &str, user_alias: &Option<protobuf::Alias>) {
+        let colnames = user_alias
+            .as_ref()
+            .map(|a| a.colnames.clone())
+            .unwrap_or_default();
+        let name = masking::placeholder(self.splice_base + self.splices.len());
+        self.splices.push(sub);
+        n.node = Some(N::RangeVar(protobuf::RangeVar {
+            relname: name,
+            inh: true,
+            relpersistence: "p".into(),
+            alias: Some(protobuf::Alias {
+                aliasname: refname.to_string(),
+                colnames,
+            }),
+            ..Default::default()
+        }));
         self.rewrote = true;
     }
 
     /// A user view: analyse its definition; if it reads anything protected, inline it.
-    fn view(&mut self, n: &mut Node, rel: &Relation, refname: &str, user_alias: &Option<protobuf::Alias>) -> R<()> {
+    fn view(
+        &mut self,
+        n: &mut Node,
+        rel: &Relation,
+        refname: &str,
+        user_alias: &Option<protobuf::Alias>,
+    ) -> R<()> {
         let name = rel.qualified_name();
         if self.view_depth >= MAX_VIEW_DEPTH {
             return Err(unsupported(&format!("view {name} (views nested too deeply)")));
@@ -684,7 +842,11 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             ));
         };
         let parsed = pg_query::parse(def, pg_query::ParserOptions::DEFAULT).map_err(|e| {
-            Refusal::new("0A000", format!("cannot parse the definition of view {name}: {e}"), None)
+            Refusal::new(
+                "0A000",
+                format!("cannot parse the definition of view {name}: {e}"),
+                None,
+            )
         })?;
         let mut stmts = parsed.protobuf.stmts;
         let Some(mut body) = stmts.pop().and_then(|s| s.stmt).filter(|_| stmts.is_empty()) else {
@@ -704,15 +866,22 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             return Err(e);
         }
         if inner_rewrote {
-            let mut colnames: Vec<Node> =
-                user_alias.as_ref().map(|a| a.colnames.clone()).unwrap_or_default();
+            let mut colnames: Vec<Node> = user_alias
+                .as_ref()
+                .map(|a| a.colnames.clone())
+                .unwrap_or_default();
             for c in rel.columns.iter().skip(colnames.len()) {
-                colnames.push(Node { node: Some(N::String(protobuf::String { sval: c.name.clone() })) });
+                colnames.push(Node {
+                    node: Some(N::String(protobuf::String { sval: c.name.clone() })),
+                });
             }
             n.node = Some(N::RangeSubselect(Box::new(protobuf::RangeSubselect {
                 lateral: false,
                 subquery: Some(body),
-                alias: Some(protobuf::Alias { aliasname: refname.to_string(), colnames }),
+                alias: Some(protobuf::Alias {
+                    aliasname: refname.to_string(),
+                    colnames,
+                }),
             })));
             self.rewrote = true;
             self.touched_protected = true;
@@ -736,16 +905,25 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         Ok(())
     }
 
+    /// Operators run functions: a qualified one must be `pg_catalog`'s, an unqualified one
+    /// must carry a symbol PostgreSQL itself defines (a new symbol can only be a user
+    /// operator, whose function pgveil cannot see into).
     fn check_operator(&self, name: &[Node]) -> R<()> {
         let parts = names_of(name);
-        if parts.len() > 1 && parts[0] != "pg_catalog" {
-            return Err(Refusal::new(
-                "42501",
-                format!("permission denied for operator {}", parts.join(".")),
-                Some("user-defined operators run functions pgveil cannot see into".into()),
-            ));
+        let ok = match parts.as_slice() {
+            [] => true,
+            [op] => BUILTIN_OPERATORS.contains(&op.as_str()),
+            [schema, _] => schema == "pg_catalog",
+            _ => false,
+        };
+        if ok {
+            return Ok(());
         }
-        Ok(())
+        Err(Refusal::new(
+            "42501",
+            format!("permission denied for operator {}", parts.join(".")),
+            Some("user-defined operators run functions pgveil cannot see into".into()),
+        ))
     }
 
     pub fn expr(&mut self, n: &mut Node, pos: Pos) -> R<()> {
@@ -762,10 +940,28 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         let Some(node) = &mut n.node else { return Ok(()) };
         match node {
             N::ColumnRef(cr) => self.column_ref(cr, pos),
-            N::AConst(_) | N::ParamRef(_) | N::SqlvalueFunction(_) | N::String(_) | N::Integer(_)
-            | N::Float(_) | N::Boolean(_) | N::BitString(_) | N::AStar(_) => Ok(()),
+            N::AConst(_)
+            | N::ParamRef(_)
+            | N::SqlvalueFunction(_)
+            | N::String(_)
+            | N::Integer(_)
+            | N::Float(_)
+            | N::Boolean(_)
+            | N::BitString(_)
+            | N::AStar(_) => Ok(()),
             N::AExpr(e) => {
-                self.check_operator(&e.name)?;
+                use protobuf::AExprKind as K;
+                let keyword_named = [
+                    K::AexprBetween,
+                    K::AexprNotBetween,
+                    K::AexprBetweenSym,
+                    K::AexprNotBetweenSym,
+                ]
+                .iter()
+                .any(|k| *k as i32 == e.kind);
+                if !keyword_named {
+                    self.check_operator(&e.name)?;
+                }
                 self.opt_expr(&mut e.lexpr)?;
                 self.opt_expr(&mut e.rexpr)
             }
@@ -878,7 +1074,9 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 _ => return Err(unsupported("a column reference")),
             }
         }
-        let Some(last) = parts.last() else { return Err(unsupported("an empty column reference")) };
+        let Some(last) = parts.last() else {
+            return Err(unsupported("an empty column reference"));
+        };
         if last.is_none() {
             let quals: Vec<String> = parts[..parts.len() - 1].iter().flatten().cloned().collect();
             if quals.len() != parts.len() - 1 {
@@ -903,14 +1101,27 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             return Ok(());
         }
         let names: Vec<String> = parts.into_iter().flatten().collect();
-        match names.as_slice() {
+        let internal = self.column_ref_names(cr, &names, pos)?;
+        if let (Some(internal), Some(last)) = (internal, cr.fields.last_mut()) {
+            last.node = Some(N::String(protobuf::String { sval: internal }));
+        }
+        Ok(())
+    }
+
+    fn column_ref_names(
+        &mut self,
+        cr: &mut protobuf::ColumnRef,
+        names: &[String],
+        pos: Pos,
+    ) -> R<Option<String>> {
+        match names {
             [c] => {
                 let cands = resolve_column(&self.levels, c);
                 if cands.is_empty() {
                     if let Some(e) = find_entry(&self.levels, c).cloned() {
-                        return self.whole_entry(&e, " (in a whole-row reference)");
+                        self.whole_entry(&e, " (in a whole-row reference)")?;
                     }
-                    return Ok(());
+                    return Ok(None);
                 }
                 self.judge(&cands, pos)
             }
@@ -921,7 +1132,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 }
                 // `q.c` where q is a (composite) column: c is a field of it.
                 let cands = resolve_column(&self.levels, q);
-                self.judge(&cands, Pos::Other)
+                self.judge(&cands, Pos::Other).map(|_| None)
             }
             [s, r, c] | [_, s, r, c] => {
                 if let Some(e) = find_qualified(&self.levels, s, r).cloned() {
@@ -935,10 +1146,10 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 if names.len() == 3 {
                     if let Some(e) = find_entry(&self.levels, s) {
                         let cands = e.cols.find(r);
-                        return self.judge(&cands, Pos::Other);
+                        return self.judge(&cands, Pos::Other).map(|_| None);
                     }
                 }
-                Ok(())
+                Ok(None)
             }
             _ => Err(unsupported("a column reference with this many qualifiers")),
         }
@@ -946,7 +1157,8 @@ impl<'c, 'a> Analyzer<'c, 'a> {
 
     /// A whole entry is read (`*`, `t.*`, whole-row reference).
     fn whole_entry(&mut self, e: &Entry, how: &str) -> R<()> {
-        if let Some(c) = e.cols.guarded().next() {
+        let first_denied = e.cols.guarded().find(|c| matches!(c.state, ColState::Denied(_)));
+        if let Some(c) = first_denied.or_else(|| e.cols.guarded().next()) {
             let origin = c.origin.clone().unwrap_or(c.name.clone());
             return Err(match &c.state {
                 ColState::Denied(r) => {
@@ -957,7 +1169,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                     ));
                     d
                 }
-                ColState::Keyed(_, r) => keyed(&origin, r),
+                ColState::Keyed(_, r, _) => keyed(&origin, r),
                 _ => unsupported("this reference"),
             });
         }
@@ -967,25 +1179,32 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         Ok(())
     }
 
-    fn judge(&mut self, cands: &[ColInfo], pos: Pos) -> R<()> {
-        let mut keyed_mask: Option<Arc<Mask>> = None;
+    /// Judge the candidates of one reference. For an accepted keyed output, returns the
+    /// internal name the reference must be rewritten to.
+    fn judge(&mut self, cands: &[ColInfo], pos: Pos) -> R<Option<String>> {
+        let mut keyed_out: Option<(Arc<Mask>, String)> = None;
         for c in cands {
             let origin = c.origin.clone().unwrap_or(c.name.clone());
             match &c.state {
                 ColState::Denied(r) => return Err(denied(&origin, r, "")),
-                ColState::Keyed(m, r) => match (pos, &keyed_mask) {
-                    (Pos::Output(_), None) if self.keyed_ok => keyed_mask = Some(m.clone()),
-                    (Pos::Output(_), Some(prev)) if Arc::ptr_eq(prev, m) => {}
+                ColState::Keyed(m, r, internal) => match (pos, &keyed_out) {
+                    (Pos::Output(_), None) if self.keyed_ok => {
+                        keyed_out = Some((m.clone(), internal.clone()))
+                    }
+                    (Pos::Output(_), Some((prev, name))) if Arc::ptr_eq(prev, m) && name == internal => {}
                     _ => return Err(keyed(&origin, r)),
                 },
                 ColState::Masked => self.note_masked(c),
                 ColState::Plain => {}
             }
         }
-        if let (Some(m), Pos::Output(i)) = (keyed_mask, pos) {
-            self.proxy_masks.push((i, m));
+        match (keyed_out, pos) {
+            (Some((m, internal)), Pos::Output(i)) => {
+                self.proxy_masks.push((i, m));
+                Ok(Some(internal))
+            }
+            _ => Ok(None),
         }
-        Ok(())
     }
 }
 
@@ -1008,7 +1227,7 @@ fn check_natural(left: &Cols, right: &Cols) -> R<()> {
         let origin = c.origin.clone().unwrap_or(c.name.clone());
         return Err(match &c.state {
             ColState::Denied(r) => denied(&origin, r, " (in a NATURAL join)"),
-            ColState::Keyed(_, r) => keyed(&origin, r),
+            ColState::Keyed(_, r, _) => keyed(&origin, r),
             _ => unsupported("this NATURAL join"),
         });
     }

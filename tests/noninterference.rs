@@ -1,0 +1,286 @@
+//! Non-interference: two databases equal in everything the demo's `analyst` may see and
+//! different in everything hidden (see `tests/support/mod.rs`) must give identical answers
+//! through pgveil, for every attack of `tests/noninterference/attacks.sql`, in the simple
+//! protocol and the extended protocol with text and with binary results: same rows in the same
+//! order, same command tags, same errors (SQLSTATE, message, detail, hint and every other
+//! field), same notices. Any difference is a leak of hidden data.
+//!
+//! Each attack is also run directly (superuser, no pgveil) against both twins: one that gives
+//! the same answer there tests nothing; the test reports how many differ directly and lists
+//! those that do not, so the corpus can be kept sharp.
+//!
+//! Every attack runs inside `BEGIN` ... `ROLLBACK`, so nothing it does survives it (and cursors
+//! work); attacks that change session state get fresh connections.
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use support::{first_error, has_error, Conn, Mode, Transcript, World, TWINS};
+
+/// One attack of the corpus.
+#[derive(Debug, Clone)]
+struct Attack {
+    shape: String,
+    /// Every statement of the group must be refused (or rejected) in every mode.
+    must_refuse: bool,
+    /// Statements run one after the other on one session.
+    steps: Vec<String>,
+    line: usize,
+}
+
+impl Attack {
+    fn text(&self) -> String {
+        self.steps.join(" \\then ")
+    }
+
+    /// Attacks whose effects could outlive the transaction get fresh sessions.
+    fn stateful(&self) -> bool {
+        let t = self.text().to_ascii_uppercase();
+        ["PREPARE", "SET ", "SET_CONFIG", "RESET", "DISCARD", "DECLARE", "CREATE", "LISTEN", "DEALLOCATE", "LOAD"]
+            .iter()
+            .any(|k| t.contains(k))
+    }
+}
+
+fn corpus() -> Vec<Attack> {
+    let text = include_str!("noninterference/attacks.sql");
+    let mut attacks = Vec::new();
+    let mut shape = String::new();
+    let mut must_refuse = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("-- shape:") {
+            let rest = rest.trim();
+            must_refuse = rest.ends_with("[refused]");
+            shape = rest.trim_end_matches("[refused]").trim().to_string();
+            continue;
+        }
+        if line.is_empty() || line.starts_with("--") {
+            continue;
+        }
+        assert!(!shape.is_empty(), "attacks.sql line {}: attack before any `-- shape:` header", i + 1);
+        let steps = line.split("\\then").map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        attacks.push(Attack { shape: shape.clone(), must_refuse, steps, line: i + 1 });
+    }
+    attacks
+}
+
+/// Runs `attack` on `conn` in `mode` inside a transaction that is rolled back.
+async fn run_attack(conn: &mut Conn, mode: Mode, attack: &Attack) -> Transcript {
+    let begin = conn.run(Mode::Simple, "BEGIN").await;
+    assert!(!has_error(&begin), "BEGIN failed: {begin:?}");
+    let mut t = Vec::new();
+    for (i, step) in attack.steps.iter().enumerate() {
+        if i > 0 {
+            t.push("--- next step".into());
+        }
+        t.extend(conn.run(mode, step).await);
+    }
+    if conn.alive {
+        let _ = conn.run(Mode::Simple, "ROLLBACK").await;
+    }
+    t
+}
+
+/// A pool of one connection per mode, replaced when an attack may have changed its session.
+struct Sessions<F> {
+    open: F,
+    conns: Vec<Option<Conn>>,
+}
+
+impl<F, Fut> Sessions<F>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Conn>,
+{
+    fn new(open: F) -> Self {
+        Sessions { open, conns: (0..Mode::ALL.len()).map(|_| None).collect() }
+    }
+
+    async fn run(&mut self, slot: usize, mode: Mode, attack: &Attack) -> Transcript {
+        let mut conn = match self.conns[slot].take() {
+            Some(c) if c.alive && !attack.stateful() => c,
+            _ => (self.open)().await,
+        };
+        let t = run_attack(&mut conn, mode, attack).await;
+        if conn.alive && !attack.stateful() {
+            self.conns[slot] = Some(conn);
+        }
+        t
+    }
+}
+
+/// The first line where two transcripts differ, for the report.
+fn first_difference(a: &[String], b: &[String]) -> String {
+    for i in 0..a.len().max(b.len()) {
+        let (x, y) = (a.get(i), b.get(i));
+        if x != y {
+            let cut = |s: Option<&String>| match s {
+                None => "<nothing>".to_string(),
+                Some(s) if s.chars().count() > 300 => format!("{}...", s.chars().take(300).collect::<String>()),
+                Some(s) => s.clone(),
+            };
+            return format!("message {i}:\n      A: {}\n      B: {}", cut(x), cut(y));
+        }
+    }
+    "identical".into()
+}
+
+#[derive(Default)]
+struct ShapeStats {
+    attacks: usize,
+    answered: usize,
+    refused: usize,
+    differ_directly: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twins_are_indistinguishable_through_pgveil() {
+    let started = std::time::Instant::now();
+    let attacks = corpus();
+    assert!(attacks.len() >= 150, "the corpus must hold at least 150 attacks, has {}", attacks.len());
+
+    let world = World::start().await;
+    eprintln!("twins (hidden parts that differ, visible rows):\n{}", world.twin_report);
+    eprintln!("setup took {:?}", started.elapsed());
+
+    harness_sees_differences(&world).await;
+
+    let w = &world;
+    let mut leaks = Vec::new();
+    let mut not_refused = Vec::new();
+    let mut same_directly = Vec::new();
+    let mut stats: BTreeMap<String, ShapeStats> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+
+    // One pool of sessions per twin through pgveil, and one direct session per twin.
+    let mut through: Vec<_> = (0..2).map(|i| Sessions::new(move || w.analyst(i))).collect();
+    let mut direct: Vec<_> = (0..2).map(|i| Sessions::new(move || w.direct(TWINS[i]))).collect();
+
+    for attack in &attacks {
+        if !order.contains(&attack.shape) {
+            order.push(attack.shape.clone());
+        }
+        let mut answered = true;
+        for (slot, mode) in Mode::ALL.into_iter().enumerate() {
+            let (pa, pb) = through.split_at_mut(1);
+            let (ta, tb) = tokio::join!(pa[0].run(slot, mode, attack), pb[0].run(slot, mode, attack));
+            if ta != tb {
+                leaks.push(format!(
+                    "LEAK line {} [{}] mode {}: {}\n    {}",
+                    attack.line,
+                    attack.shape,
+                    mode.name(),
+                    attack.text(),
+                    first_difference(&ta, &tb)
+                ));
+            }
+            let refused = has_error(&ta);
+            if attack.must_refuse && !refused {
+                not_refused.push(format!("line {} mode {}: {}", attack.line, mode.name(), attack.text()));
+            }
+            if mode == Mode::Simple {
+                answered = !refused;
+            }
+            if ta.iter().any(|l| l == "EOF" || l == "DEAD") {
+                leaks.push(format!(
+                    "BROKEN SESSION line {} mode {}: {} -> {:?}",
+                    attack.line,
+                    mode.name(),
+                    attack.text(),
+                    ta.last()
+                ));
+            }
+        }
+        let (da, db) = direct.split_at_mut(1);
+        let (xa, xb) = tokio::join!(da[0].run(0, Mode::Simple, attack), db[0].run(0, Mode::Simple, attack));
+        let differs = xa != xb;
+        if !differs {
+            same_directly.push(format!(
+                "line {} [{}]: {} => {}",
+                attack.line,
+                attack.shape,
+                attack.text(),
+                first_error(&xa).unwrap_or("same rows")
+            ));
+        }
+        let s = stats.entry(attack.shape.clone()).or_default();
+        s.attacks += 1;
+        if answered {
+            s.answered += 1;
+        } else {
+            s.refused += 1;
+        }
+        if differs {
+            s.differ_directly += 1;
+        }
+    }
+
+    let mut table = String::new();
+    writeln!(table, "{:<28} | {:>7} | {:>8} | {:>16} | {:>15}", "shape", "attacks", "answered", "refused-or-error", "differ-directly")
+        .ok();
+    let mut total = ShapeStats::default();
+    for shape in &order {
+        let s = &stats[shape];
+        writeln!(
+            table,
+            "{:<28} | {:>7} | {:>8} | {:>16} | {:>15}",
+            shape, s.attacks, s.answered, s.refused, s.differ_directly
+        )
+        .ok();
+        total.attacks += s.attacks;
+        total.answered += s.answered;
+        total.refused += s.refused;
+        total.differ_directly += s.differ_directly;
+    }
+    writeln!(
+        table,
+        "{:<28} | {:>7} | {:>8} | {:>16} | {:>15}",
+        "TOTAL", total.attacks, total.answered, total.refused, total.differ_directly
+    )
+    .ok();
+    eprintln!("\n{table}");
+    eprintln!(
+        "{} attacks give the same answer directly on both twins (they test refusal or fidelity only):",
+        same_directly.len()
+    );
+    for s in &same_directly {
+        eprintln!("  {s}");
+    }
+    eprintln!("took {:?} for {} attacks x 3 modes x 2 twins + direct runs", started.elapsed(), attacks.len());
+
+    // Most attacks must be sharp: they tell the twins apart when pgveil is not in the way.
+    assert!(
+        total.differ_directly * 10 >= total.attacks * 7,
+        "only {} of {} attacks differ directly: the twins or the corpus are too weak",
+        total.differ_directly,
+        total.attacks
+    );
+    assert!(
+        not_refused.is_empty(),
+        "{} statements that must be refused were answered:\n{}",
+        not_refused.len(),
+        not_refused.join("\n")
+    );
+    assert!(leaks.is_empty(), "{} differences between the twins through pgveil:\n{}", leaks.len(), leaks.join("\n"));
+}
+
+/// The harness itself can see a difference when there is one: a query that reads hidden data
+/// tells the twins apart directly in every mode, while through pgveil it is answered, masked,
+/// and the same on both.
+async fn harness_sees_differences(world: &World) {
+    let q = "SELECT phone, id_number FROM customers ORDER BY id";
+    let mut a = world.direct(TWINS[0]).await;
+    let mut b = world.direct(TWINS[1]).await;
+    for mode in Mode::ALL {
+        assert_ne!(a.run(mode, q).await, b.run(mode, q).await, "direct {} must differ", mode.name());
+    }
+    let mut a = world.analyst(0).await;
+    let mut b = world.analyst(1).await;
+    let ta = a.run(Mode::Simple, q).await;
+    assert!(!has_error(&ta), "the analyst can read masked phones: {ta:?}");
+    assert!(ta.iter().any(|l| l.contains("****")), "phones come back masked: {ta:?}");
+    assert_eq!(ta, b.run(Mode::Simple, q).await);
+}
