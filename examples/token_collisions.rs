@@ -12,10 +12,17 @@ use std::time::Instant;
 use pgveil::mask::{resident_id_check_char, ColumnType, Format, Keys, Mask, MaskSpec, TokenFormat};
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000_000);
     let mut keys = Keys::default();
-    keys.keys.insert("main".into(), b"collision-test-key-0123456789abcdef".to_vec());
-    let text = ColumnType::Text { oid: 25, max_chars: None };
+    keys.keys
+        .insert("main".into(), b"collision-test-key-0123456789abcdef".to_vec());
+    let text = ColumnType::Text {
+        oid: 25,
+        max_chars: None,
+    };
     let region_count = pgveil::mask::regions::REGION_CODES.len() as f64;
     // Token space sizes (for the expectation).
     let id_space = region_count * 20_454.0 * 1000.0;
@@ -37,12 +44,25 @@ fn main() {
     let phone = |i: u64| format!("138{i:08}");
 
     for (label, format, space, gen) in [
-        ("resident ID -> cn_id token", TokenFormat::CnId, id_space, &id as &dyn Fn(u64) -> String),
-        ("bank card -> bank_card token", TokenFormat::BankCard, card_space, &card),
+        (
+            "resident ID -> cn_id token",
+            TokenFormat::CnId,
+            id_space,
+            &id as &dyn Fn(u64) -> String,
+        ),
+        (
+            "bank card -> bank_card token",
+            TokenFormat::BankCard,
+            card_space,
+            &card,
+        ),
         ("mobile -> phone token", TokenFormat::Phone, phone_space, &phone),
         ("resident ID -> text token", TokenFormat::Text, text_space, &id),
     ] {
-        let spec = MaskSpec::Token { format, key: "main".into() };
+        let spec = MaskSpec::Token {
+            format,
+            key: "main".into(),
+        };
         let mask = match Mask::new(&spec, &text, &keys) {
             Ok(m) => m,
             Err(e) => {
@@ -95,6 +115,8 @@ fn exact_key(b: &[u8]) -> u128 {
         }
         (k << 3) | (val(tail[25]) >> 2)
     } else {
-        b.iter().fold(0u128, |k, &c| k * 11 + if c == b'X' { 10 } else { u128::from(c - b'0') })
+        b.iter().fold(0u128, |k, &c| {
+            k * 11 + if c == b'X' { 10 } else { u128::from(c - b'0') }
+        })
     }
 }

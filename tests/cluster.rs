@@ -385,3 +385,24 @@ fn the_shared_cluster_is_started_once_and_hands_out_separate_databases() {
     a.psql(&d1, "CREATE TABLE x (i int)").expect("create in d1");
     assert!(a.psql(&d2, "SELECT * FROM x").is_err(), "databases are separate");
 }
+
+#[test]
+fn a_start_failure_shows_the_server_log_and_leaves_nothing_behind() {
+    let err = Cluster::start_with(ClusterOptions {
+        extra_conf: vec!["shared_buffers = 'not a size'".into()],
+        ..Default::default()
+    })
+    .expect_err("an invalid setting must stop the server from starting");
+    match &err {
+        ClusterError::Start {
+            log_tail, data_dir, ..
+        } => {
+            assert!(log_tail.contains("shared_buffers"), "log tail: {log_tail}");
+            let root = Path::new(data_dir).parent().expect("cluster dir");
+            assert!(root.starts_with(std::env::temp_dir()) || root.starts_with("/tmp"));
+            assert!(!root.exists(), "{} left behind", root.display());
+        }
+        other => panic!("expected ClusterError::Start, got {other:?}"),
+    }
+    assert!(err.to_string().contains("server log"), "{err}");
+}

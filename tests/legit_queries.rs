@@ -74,7 +74,10 @@ const QUERIES: &[&str] = &[
 ];
 
 fn steps(q: &str) -> Vec<&str> {
-    q.split("\\then").map(str::trim).filter(|s| !s.is_empty()).collect()
+    q.split("\\then")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Runs a query (all its steps) in `mode` on `conn` inside a transaction that is rolled back.
@@ -93,7 +96,11 @@ async fn run(conn: &mut Conn, mode: Mode, q: &str) -> Transcript {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legitimate_queries_match_the_statically_masked_copy() {
     let started = std::time::Instant::now();
-    assert!(QUERIES.len() >= 30, "at least 30 legitimate queries, have {}", QUERIES.len());
+    assert!(
+        QUERIES.len() >= 30,
+        "at least 30 legitimate queries, have {}",
+        QUERIES.len()
+    );
     let world = World::start().await;
     let mut failures = Vec::new();
     let mut answered = 0;
@@ -106,17 +113,29 @@ async fn legitimate_queries_match_the_statically_masked_copy() {
             let mut direct = world.direct(MASKED_DB).await;
             direct.detail = FieldDetail::Typed;
             let (tv, td) = tokio::join!(run(&mut via, mode, q), run(&mut direct, mode, q));
-            assert!(!has_error(&td), "the masked copy must answer `{q}` ({}): {td:?}", mode.name());
+            if std::env::var_os("PGVEIL_TEST_DUMP").is_some() {
+                eprintln!("== {q} [{}]\n  pgveil: {tv:?}\n  copy:   {td:?}", mode.name());
+            }
+            assert!(
+                !has_error(&td),
+                "the masked copy must answer `{q}` ({}): {td:?}",
+                mode.name()
+            );
             if has_error(&tv) {
                 ok = false;
                 failures.push(format!(
                     "REFUSED/ERROR [{}] {q}\n    {}",
                     mode.name(),
-                    tv.iter().find(|l| l.starts_with("E ")).cloned().unwrap_or_default()
+                    tv.iter()
+                        .find(|l| l.starts_with("E "))
+                        .cloned()
+                        .unwrap_or_default()
                 ));
             } else if tv != td {
                 ok = false;
-                let i = (0..tv.len().max(td.len())).find(|&i| tv.get(i) != td.get(i)).unwrap_or(0);
+                let i = (0..tv.len().max(td.len()))
+                    .find(|&i| tv.get(i) != td.get(i))
+                    .unwrap_or(0);
                 failures.push(format!(
                     "DIFFERENT [{}] {q}\n    message {i}:\n    pgveil: {:?}\n    masked copy: {:?}",
                     mode.name(),
@@ -134,5 +153,10 @@ async fn legitimate_queries_match_the_statically_masked_copy() {
         QUERIES.len(),
         started.elapsed()
     );
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

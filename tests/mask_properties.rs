@@ -7,17 +7,20 @@
 //! - Masks are deterministic; tokens depend on the key and format-preserving tokens are valid.
 //! - `Mask::new` refuses a mask that cannot produce the column's type, with a clear message.
 use pgveil::mask::{
-    is_valid_resident_id, luhn_valid, numeric_binary_to_text, numeric_text_to_binary, ColumnType, Format, Keys,
-    Mask, MaskError, MaskSpec, Masked,
+    is_valid_resident_id, luhn_valid, numeric_binary_to_text, numeric_text_to_binary, ColumnType, Format,
+    Keys, Mask, MaskError, MaskSpec, Masked,
 };
 use proptest::prelude::*;
 
 fn keys() -> Keys {
     let mut k = Keys::default();
-    k.keys.insert("main".into(), b"0123456789abcdef0123456789abcdef".to_vec());
-    k.keys.insert("other".into(), b"fedcba9876543210fedcba9876543210".to_vec());
+    k.keys
+        .insert("main".into(), b"0123456789abcdef0123456789abcdef".to_vec());
+    k.keys
+        .insert("other".into(), b"fedcba9876543210fedcba9876543210".to_vec());
     k.keys.insert("short".into(), b"tooshort".to_vec());
-    k.keys.insert("default".into(), b"default-key-0123456789".to_vec());
+    k.keys
+        .insert("default".into(), b"default-key-0123456789".to_vec());
     k
 }
 
@@ -26,7 +29,10 @@ fn y(s: &str) -> MaskSpec {
 }
 
 fn text_ty() -> ColumnType {
-    ColumnType::Text { oid: 25, max_chars: None }
+    ColumnType::Text {
+        oid: 25,
+        max_chars: None,
+    }
 }
 
 fn mask(spec: &str, ty: &ColumnType) -> Mask {
@@ -46,7 +52,10 @@ fn chars_from(set: &'static str) -> impl Strategy<Value = char> {
     prop::sample::select(v)
 }
 
-fn string_of(set: &'static str, len: impl Into<prop::collection::SizeRange>) -> impl Strategy<Value = String> {
+fn string_of(
+    set: &'static str,
+    len: impl Into<prop::collection::SizeRange>,
+) -> impl Strategy<Value = String> {
     prop::collection::vec(chars_from(set), len).prop_map(String::from_iter)
 }
 
@@ -283,7 +292,12 @@ proptest! {
 
 /// A number of hundredths as numeric text with scale 2 (`-1.05`).
 fn hundredths(x: i64) -> String {
-    format!("{}{}.{:02}", if x < 0 { "-" } else { "" }, x.abs() / 100, x.abs() % 100)
+    format!(
+        "{}{}.{:02}",
+        if x < 0 { "-" } else { "" },
+        x.abs() / 100,
+        x.abs() % 100
+    )
 }
 
 /// Days since 2000-01-01 of the first of a month (for the binary date check).
@@ -301,20 +315,51 @@ fn month_days(y: i32, m: u32) -> i64 {
 /// Every mask on every type it might apply to (refusals are skipped by the caller).
 fn matrix() -> Vec<(MaskSpec, ColumnType)> {
     let specs = [
-        "redact", "null", "{ partial: { keep_first: 2, keep_last: 2 } }",
-        "{ partial: { keep_first: 1, keep_last: 1, fill: '长', fixed_length: 3 } }", "email", "phone", "cn_id",
-        "bank_card", "cn_name", "address", "uscc", "{ regex: { pattern: '(.)(.*)', keep: [1] } }",
-        "{ date_trunc: { to: year } }", "{ date_trunc: { to: month } }", "{ bucket: { width: 1000 } }",
-        "{ round: { step: 5 } }", "{ bucket: { width: 0.05 } }", "token", "{ token: { format: cn_id, key: main } }",
-        "{ token: { format: bank_card, key: main } }", "{ token: { format: phone, key: main } }",
-        "{ token: { key: main } }", "{ noise: { ratio: 0.2, key: main } }",
+        "redact",
+        "null",
+        "{ partial: { keep_first: 2, keep_last: 2 } }",
+        "{ partial: { keep_first: 1, keep_last: 1, fill: '长', fixed_length: 3 } }",
+        "email",
+        "phone",
+        "cn_id",
+        "bank_card",
+        "cn_name",
+        "address",
+        "uscc",
+        "{ regex: { pattern: '(.)(.*)', keep: [1] } }",
+        "{ date_trunc: { to: year } }",
+        "{ date_trunc: { to: month } }",
+        "{ bucket: { width: 1000 } }",
+        "{ round: { step: 5 } }",
+        "{ bucket: { width: 0.05 } }",
+        "token",
+        "{ token: { format: cn_id, key: main } }",
+        "{ token: { format: bank_card, key: main } }",
+        "{ token: { format: phone, key: main } }",
+        "{ token: { key: main } }",
+        "{ noise: { ratio: 0.2, key: main } }",
     ];
     let types = [
-        ColumnType::Text { oid: 25, max_chars: None },
-        ColumnType::Text { oid: 1043, max_chars: Some(5) },
-        ColumnType::Text { oid: 1043, max_chars: Some(40) },
-        ColumnType::Text { oid: 1042, max_chars: Some(20) },
-        ColumnType::Text { oid: 19, max_chars: None },
+        ColumnType::Text {
+            oid: 25,
+            max_chars: None,
+        },
+        ColumnType::Text {
+            oid: 1043,
+            max_chars: Some(5),
+        },
+        ColumnType::Text {
+            oid: 1043,
+            max_chars: Some(40),
+        },
+        ColumnType::Text {
+            oid: 1042,
+            max_chars: Some(20),
+        },
+        ColumnType::Text {
+            oid: 19,
+            max_chars: None,
+        },
         ColumnType::Int2,
         ColumnType::Int4,
         ColumnType::Int8,
@@ -346,7 +391,9 @@ fn is_date_text(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 3
         && parts[0].len() >= 4
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         && parts[1].len() == 2
         && parts[2].len() == 2
 }
@@ -357,7 +404,9 @@ fn is_ts_text(s: &str, tz: bool) -> bool {
     }
     let bc = s.ends_with(" BC");
     let s = s.strip_suffix(" BC").unwrap_or(s);
-    let Some((d, t)) = s.split_once(' ') else { return false };
+    let Some((d, t)) = s.split_once(' ') else {
+        return false;
+    };
     let d = if bc { format!("{d} BC") } else { d.to_string() };
     if !is_date_text(&d) || t.len() < 8 || &t[2..3] != ":" || &t[5..6] != ":" {
         return false;
@@ -387,11 +436,10 @@ fn well_formed(ty: &ColumnType, format: Format, out: &[u8]) -> Result<(), String
         (ColumnType::Int8, Format::Text) => text()?.parse::<i64>().map(|_| ()).map_err(|e| e.to_string()),
         (ColumnType::Int2, Format::Binary) if out.len() == 2 => Ok(()),
         (ColumnType::Int4, Format::Binary) if out.len() == 4 => Ok(()),
-        (ColumnType::Int8 | ColumnType::Float8 | ColumnType::Timestamp | ColumnType::Timestamptz, Format::Binary)
-            if out.len() == 8 =>
-        {
-            Ok(())
-        }
+        (
+            ColumnType::Int8 | ColumnType::Float8 | ColumnType::Timestamp | ColumnType::Timestamptz,
+            Format::Binary,
+        ) if out.len() == 8 => Ok(()),
         (ColumnType::Float4 | ColumnType::Date, Format::Binary) if out.len() == 4 => Ok(()),
         (ColumnType::Numeric | ColumnType::NumericScaled { .. }, Format::Text) => {
             let s = text()?;
@@ -399,7 +447,9 @@ fn well_formed(ty: &ColumnType, format: Format, out: &[u8]) -> Result<(), String
             if let ColumnType::NumericScaled { precision, scale } = ty {
                 if s != "NaN" {
                     let (i, f) = s.trim_start_matches('-').split_once('.').unwrap_or((s, ""));
-                    if f.len() != *scale as usize || i.trim_start_matches('0').len() > (*precision as i32 - scale) as usize {
+                    if f.len() != *scale as usize
+                        || i.trim_start_matches('0').len() > (*precision as i32 - scale) as usize
+                    {
                         return Err(format!("does not fit numeric({precision},{scale})"));
                     }
                 }
@@ -407,18 +457,22 @@ fn well_formed(ty: &ColumnType, format: Format, out: &[u8]) -> Result<(), String
             Ok(())
         }
         (ColumnType::Numeric | ColumnType::NumericScaled { .. }, Format::Binary) => {
-            numeric_binary_to_text(out).map(|_| ()).ok_or_else(|| "not a binary numeric".into())
+            numeric_binary_to_text(out)
+                .map(|_| ())
+                .ok_or_else(|| "not a binary numeric".into())
         }
         (ColumnType::Float4 | ColumnType::Float8, Format::Text) => {
             text()?.parse::<f64>().map(|_| ()).map_err(|e| e.to_string())
         }
-        (ColumnType::Date, Format::Text) => is_date_text(text()?).then_some(()).ok_or_else(|| "not a date".into()),
-        (ColumnType::Timestamp, Format::Text) => {
-            is_ts_text(text()?, false).then_some(()).ok_or_else(|| "not a timestamp".into())
-        }
-        (ColumnType::Timestamptz, Format::Text) => {
-            is_ts_text(text()?, true).then_some(()).ok_or_else(|| "not a timestamptz".into())
-        }
+        (ColumnType::Date, Format::Text) => is_date_text(text()?)
+            .then_some(())
+            .ok_or_else(|| "not a date".into()),
+        (ColumnType::Timestamp, Format::Text) => is_ts_text(text()?, false)
+            .then_some(())
+            .ok_or_else(|| "not a timestamp".into()),
+        (ColumnType::Timestamptz, Format::Text) => is_ts_text(text()?, true)
+            .then_some(())
+            .ok_or_else(|| "not a timestamptz".into()),
         (ColumnType::Bool, Format::Text) if out == b"f" => Ok(()),
         (ColumnType::Bool, Format::Binary) if out == [0] => Ok(()),
         (ColumnType::Uuid, Format::Text) if out.len() == 36 => Ok(()),
@@ -430,22 +484,43 @@ fn well_formed(ty: &ColumnType, format: Format, out: &[u8]) -> Result<(), String
 #[test]
 fn refusals_explain_themselves() {
     let k = keys();
-    let err = |spec: &str, ty: ColumnType| Mask::new(&y(spec), &ty, &k).expect_err("must be refused").to_string();
+    let err = |spec: &str, ty: ColumnType| {
+        Mask::new(&y(spec), &ty, &k)
+            .expect_err("must be refused")
+            .to_string()
+    };
     assert!(err("email", ColumnType::Int4).starts_with("mask email does not fit column type integer"));
     assert_eq!(
-        err("{ token: { key: main } }", ColumnType::Text { oid: 1043, max_chars: Some(18) }),
+        err(
+            "{ token: { key: main } }",
+            ColumnType::Text {
+                oid: 1043,
+                max_chars: Some(18)
+            }
+        ),
         "text token output (35 chars) does not fit varchar(18)"
     );
     assert_eq!(
-        err("{ token: { format: cn_id, key: main } }", ColumnType::Text { oid: 1043, max_chars: Some(15) }),
+        err(
+            "{ token: { format: cn_id, key: main } }",
+            ColumnType::Text {
+                oid: 1043,
+                max_chars: Some(15)
+            }
+        ),
         "cn_id token output (18 chars) does not fit varchar(15)"
     );
     assert!(err("{ token: { key: x } }", text_ty()).starts_with("unknown key id 'x'"));
     assert!(err("{ token: { key: short } }", text_ty()).contains("at least 16 bytes"));
     assert!(err("{ bucket: { width: 0.5 } }", ColumnType::Int4).contains("has decimals"));
-    assert!(err("{ round: { step: 0.001 } }", ColumnType::from_catalog(1700, (10 << 16 | 2) + 4))
-        .contains("finer than the column's scale"));
-    assert!(err("{ date_trunc: { to: year } }", text_ty()).contains("date_trunc does not fit column type text"));
+    assert!(err(
+        "{ round: { step: 0.001 } }",
+        ColumnType::from_catalog(1700, (10 << 16 | 2) + 4)
+    )
+    .contains("finer than the column's scale"));
+    assert!(
+        err("{ date_trunc: { to: year } }", text_ty()).contains("date_trunc does not fit column type text")
+    );
     assert!(err("redact", ColumnType::Other { oid: 3802 }).contains("use null"));
     assert!(err("{ regex: { pattern: '(a|b)', keep: [1] } }", text_ty()).contains("alternation"));
     assert!(err("{ noise: { ratio: 2, key: main } }", ColumnType::Int4).contains("ratio"));
@@ -475,12 +550,18 @@ fn token_normalisation_and_determinism() {
     // char(n) padding does not change a token.
     let padded = Mask::new(
         &y("{ token: { key: main } }"),
-        &ColumnType::Text { oid: 1042, max_chars: Some(40) },
+        &ColumnType::Text {
+            oid: 1042,
+            max_chars: Some(40),
+        },
         &keys(),
     )
     .expect("builds");
     let t = run(&padded, "abc                ").expect("value");
-    assert_eq!(t.trim_end(), run(&mask("{ token: { key: main } }", &text_ty()), "abc").expect("value"));
+    assert_eq!(
+        t.trim_end(),
+        run(&mask("{ token: { key: main } }", &text_ty()), "abc").expect("value")
+    );
     // Text and binary formats of a text column are the same bytes.
     let mut a = Vec::new();
     let mut b = Vec::new();
@@ -497,7 +578,10 @@ fn reveals_describes_each_mask() {
             assert_eq!(m.spec(), &spec);
         }
     }
-    assert_eq!(mask("cn_id", &text_ty()).reveals(), "region code (first 6 digits)");
+    assert_eq!(
+        mask("cn_id", &text_ty()).reveals(),
+        "region code (first 6 digits)"
+    );
 }
 
 /// A column type by the name the reference uses.
@@ -516,7 +600,10 @@ fn type_named(name: &str) -> ColumnType {
         "uuid" => ColumnType::Uuid,
         n if n.starts_with("varchar(") => ColumnType::from_catalog(1043, typmod_of(&n[8..])),
         n if n.starts_with("numeric(") => {
-            let (p, s) = n[8..].trim_end_matches(')').split_once(',').expect("numeric(p,s)");
+            let (p, s) = n[8..]
+                .trim_end_matches(')')
+                .split_once(',')
+                .expect("numeric(p,s)");
             let (p, s): (i32, i32) = (p.parse().expect("p"), s.parse().expect("s"));
             ColumnType::from_catalog(1700, ((p << 16) | s) + 4)
         }
@@ -530,12 +617,15 @@ fn masks_reference_examples_are_real() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/MASKS.md");
     let doc = std::fs::read_to_string(path).expect("rules/MASKS.md");
     let mut k = keys();
-    k.keys.insert("docs".into(), b"pgveil documentation key, never use it".to_vec());
+    k.keys
+        .insert("docs".into(), b"pgveil documentation key, never use it".to_vec());
     let mut rows = 0;
     let mut wrong = Vec::new();
     let mut seen_masks = std::collections::BTreeSet::new();
     for line in doc.lines() {
-        let Some(body) = line.strip_prefix("| `").map(|b| format!("`{b}")) else { continue };
+        let Some(body) = line.strip_prefix("| `").map(|b| format!("`{b}")) else {
+            continue;
+        };
         let cells: Vec<&str> = body.trim_end_matches('|').split(" | ").map(str::trim).collect();
         if cells.len() != 4 || !cells[2].starts_with('`') {
             continue;
@@ -557,7 +647,15 @@ fn masks_reference_examples_are_real() {
     }
     assert!(rows >= 60, "only {rows} example rows found");
     for name in MaskSpec::NAMES {
-        assert!(seen_masks.contains(name), "rules/MASKS.md has no example of {name}");
+        assert!(
+            seen_masks.contains(name),
+            "rules/MASKS.md has no example of {name}"
+        );
     }
-    assert!(wrong.is_empty(), "{} wrong examples:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong examples:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }

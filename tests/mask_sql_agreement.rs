@@ -4,8 +4,10 @@
 //! - never raise an error,
 //! - equal `Mask::apply` on the value's text format (PostgreSQL's text output),
 //! - equal `Mask::apply` on the value's binary format (PostgreSQL's binary output),
+//!
 //! and `apply`'s own outputs must be well-formed: PostgreSQL parses the text output and
 //! receives the binary output (as a binary parameter) to the same value.
+//!
 //! Also run with a hijacked search_path (look-alike functions and operators in a schema
 //! searched before pg_catalog) and on a column with a nondeterministic ICU collation.
 //!
@@ -27,11 +29,16 @@ fn cluster() -> &'static Cluster {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 async fn connect() -> Client {
-    let (client, conn) = tokio_postgres::connect(&cluster().url("postgres"), NoTls).await.expect("connect");
+    let (client, conn) = tokio_postgres::connect(&cluster().url("postgres"), NoTls)
+        .await
+        .expect("connect");
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -69,7 +76,8 @@ impl ToSql for RawParam {
 
 fn keys() -> Keys {
     let mut k = Keys::default();
-    k.keys.insert("main".into(), b"0123456789abcdef0123456789abcdef".to_vec());
+    k.keys
+        .insert("main".into(), b"0123456789abcdef0123456789abcdef".to_vec());
     k
 }
 
@@ -92,20 +100,91 @@ impl Rng {
 
 fn text_values() -> Vec<String> {
     let mut v: Vec<String> = [
-        "", " ", "a", "ab", "abc", "  lead", "trail  ", "it's", "back\\slash", "tab\there", "new\nline",
-        "😀", "😀😀😀😀😀😀😀😀😀😀", "张", "张三", "张三丰", "欧阳娜娜", "司马", "司马光", "诸葛亮", "上官婉儿",
-        "John Smith", "e\u{301}cole", "13812345678", "+86 138-1234-5678", "+8613812345678", "86-13812345678",
-        "138 1234 5678", "138-1234-5678", "12812345678", "1381234567", "138123456789", "+1 415 555 0100",
-        "+44 20 7946 0958", "+852 2123 4567", "+7 495 123-45-67", "+", "+4", "+42", "010-12345678", "+86",
-        "11010519491231002X", "11010519491231002x", "110105194912310021", "110105491231002", "1101051949123100",
-        "11010519491231002Y", "110105１9491231002X", "6222021234567890", "4111111111111111", "622202123456",
-        "62220212345678901234", "6222 0212 3456 7890", "zhang.san@example.com", "a@b@c.cn", "@x.cn", "x@", "@",
-        "none", "张三@例子.中国", "😀@😀.com", "广东省深圳市南山区科技园路1号", "福建省福州市鼓楼区五四路",
-        "北京市朝阳区建国路88号", "上海浦东新区", "新疆维吾尔自治区伊犁哈萨克自治州伊宁市",
-        "内蒙古自治区锡林郭勒盟锡林浩特市", "深圳市南山区", "吉林市船营区", "广东省中山路12号市场",
-        "广东省", "广东", "香港特别行政区中西区", "1600 Amphitheatre Pkwy", "湖南省长沙市", "西藏自治区拉萨市城关区",
-        "甘肃省临夏回族自治州临夏市", "黑龙江省大兴安岭地区漠河市", "广东省abc市", "91440300MA5EXAMPLE",
-        "91440300ma5example", "9144030", "AB12345-67", "AB-67", "ZZ1-00",
+        "",
+        " ",
+        "a",
+        "ab",
+        "abc",
+        "  lead",
+        "trail  ",
+        "it's",
+        "back\\slash",
+        "tab\there",
+        "new\nline",
+        "😀",
+        "😀😀😀😀😀😀😀😀😀😀",
+        "张",
+        "张三",
+        "张三丰",
+        "欧阳娜娜",
+        "司马",
+        "司马光",
+        "诸葛亮",
+        "上官婉儿",
+        "John Smith",
+        "e\u{301}cole",
+        "13812345678",
+        "+86 138-1234-5678",
+        "+8613812345678",
+        "86-13812345678",
+        "138 1234 5678",
+        "138-1234-5678",
+        "12812345678",
+        "1381234567",
+        "138123456789",
+        "+1 415 555 0100",
+        "+44 20 7946 0958",
+        "+852 2123 4567",
+        "+7 495 123-45-67",
+        "+",
+        "+4",
+        "+42",
+        "010-12345678",
+        "+86",
+        "11010519491231002X",
+        "11010519491231002x",
+        "110105194912310021",
+        "110105491231002",
+        "1101051949123100",
+        "11010519491231002Y",
+        "110105１9491231002X",
+        "6222021234567890",
+        "4111111111111111",
+        "622202123456",
+        "62220212345678901234",
+        "6222 0212 3456 7890",
+        "zhang.san@example.com",
+        "a@b@c.cn",
+        "@x.cn",
+        "x@",
+        "@",
+        "none",
+        "张三@例子.中国",
+        "😀@😀.com",
+        "广东省深圳市南山区科技园路1号",
+        "福建省福州市鼓楼区五四路",
+        "北京市朝阳区建国路88号",
+        "上海浦东新区",
+        "新疆维吾尔自治区伊犁哈萨克自治州伊宁市",
+        "内蒙古自治区锡林郭勒盟锡林浩特市",
+        "深圳市南山区",
+        "吉林市船营区",
+        "广东省中山路12号市场",
+        "广东省",
+        "广东",
+        "香港特别行政区中西区",
+        "1600 Amphitheatre Pkwy",
+        "湖南省长沙市",
+        "西藏自治区拉萨市城关区",
+        "甘肃省临夏回族自治州临夏市",
+        "黑龙江省大兴安岭地区漠河市",
+        "广东省abc市",
+        "91440300MA5EXAMPLE",
+        "91440300ma5example",
+        "9144030",
+        "AB12345-67",
+        "AB-67",
+        "ZZ1-00",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -113,8 +192,9 @@ fn text_values() -> Vec<String> {
     v.push("长".repeat(300));
     v.push("x".repeat(70));
     v.push(format!("{}@example.com", "a".repeat(60)));
-    let alphabet: Vec<char> =
-        "0123456789 -+@.xX省市区州盟地自治欧阳张三😀é\\'\"%_AZaz*#".chars().collect();
+    let alphabet: Vec<char> = "0123456789 -+@.xX省市区州盟地自治欧阳张三😀é\\'\"%_AZaz*#"
+        .chars()
+        .collect();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for _ in 0..200 {
         let n = rng.below(24) as usize;
@@ -122,8 +202,16 @@ fn text_values() -> Vec<String> {
     }
     for _ in 0..40 {
         // Plausible IDs, cards, phones.
-        let digits = |rng: &mut Rng, n: usize| (0..n).map(|_| (b'0' + rng.below(10) as u8) as char).collect::<String>();
-        v.push(format!("1{}{}", rng.pick(&['3', '5', '8', '9']), digits(&mut rng, 9)));
+        let digits = |rng: &mut Rng, n: usize| {
+            (0..n)
+                .map(|_| (b'0' + rng.below(10) as u8) as char)
+                .collect::<String>()
+        };
+        v.push(format!(
+            "1{}{}",
+            rng.pick(&['3', '5', '8', '9']),
+            digits(&mut rng, 9)
+        ));
         v.push(format!("{}X", digits(&mut rng, 17)));
         let n = 12 + rng.below(8) as usize;
         v.push(digits(&mut rng, n));
@@ -199,9 +287,11 @@ async fn column_type(c: &Client, table: &str) -> (ColumnType, String) {
 /// Creates `table (id int, v sqltype)` holding `values` (given as text, cast explicitly, so
 /// over-long text is truncated as PostgreSQL does); values PostgreSQL refuses are skipped.
 async fn make_table(c: &Client, table: &str, sqltype: &str, values: &[String]) {
-    c.batch_execute(&format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int, v {sqltype})"))
-        .await
-        .expect("create table");
+    c.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int, v {sqltype})"
+    ))
+    .await
+    .expect("create table");
     let ins = format!("INSERT INTO {table} VALUES ($1, CAST($2::pg_catalog.text AS {sqltype}))");
     let mut id = 0i32;
     for v in values {
@@ -209,7 +299,9 @@ async fn make_table(c: &Client, table: &str, sqltype: &str, values: &[String]) {
         let _ = c.execute(&ins, &[&id, v]).await;
     }
     id += 1;
-    c.execute(&format!("INSERT INTO {table} VALUES ($1, NULL)"), &[&id]).await.expect("insert null");
+    c.execute(&format!("INSERT INTO {table} VALUES ($1, NULL)"), &[&id])
+        .await
+        .expect("insert null");
 }
 
 /// Checks one mask on one table: SQL vs apply (text and binary), and apply's well-formedness.
@@ -273,14 +365,24 @@ async fn check(c: &Client, table: &str, spec: &MaskSpec, rep: &mut Report) {
             // Same value in another binary spelling is fine: compare PostgreSQL's text of both.
             let same = match (&mine, &got, &col_type) {
                 (Some(a), Some(b), Some(t)) => {
-                    let q = format!("SELECT ($1::{q})::pg_catalog.text, ($2::{q})::pg_catalog.text", q = qualified(t));
-                    let r = c.query_one(&q, &[&RawParam(a.clone()), &RawParam(b.0.clone())]).await;
-                    r.map(|r| r.get::<_, Option<String>>(0) == r.get::<_, Option<String>>(1)).unwrap_or(false)
+                    let q = format!(
+                        "SELECT ($1::{q})::pg_catalog.text, ($2::{q})::pg_catalog.text",
+                        q = qualified(t)
+                    );
+                    let r = c
+                        .query_one(&q, &[&RawParam(a.clone()), &RawParam(b.0.clone())])
+                        .await;
+                    r.map(|r| r.get::<_, Option<String>>(0) == r.get::<_, Option<String>>(1))
+                        .unwrap_or(false)
                 }
                 _ => false,
             };
             if !same {
-                rep.fail(format!("{label}: binary input {:?}: apply gives {mine:?}, PostgreSQL gives {:?}", v.0, got.map(|g| g.0)));
+                rep.fail(format!(
+                    "{label}: binary input {:?}: apply gives {mine:?}, PostgreSQL gives {:?}",
+                    v.0,
+                    got.map(|g| g.0)
+                ));
             }
         }
         // Well-formedness: the binary output is accepted by the type's receive function and
@@ -347,11 +449,46 @@ fn text_masks_agree() {
 
 fn number_values() -> Vec<String> {
     let mut v: Vec<String> = [
-        "0", "1", "-1", "9999", "10000", "-10000", "-9999", "150", "-150", "149", "250", "-250", "32767", "-32768",
-        "2147483647", "-2147483648", "9223372036854775807", "-9223372036854775808", "12345.678", "-0.5", "0.5",
-        "0.25", "0.125", "99999999.99", "-99999999.99", "0.01", "-0.01", "NaN", "Infinity", "-Infinity",
-        "999999999999999999", "1000000000000000000", "-999999999999999999.5", "0.000000000000000001",
-        "0.0000000000000000001", "123456789012345678901234567890", "1e-30", "1.50", "-1.500", "100.0000",
+        "0",
+        "1",
+        "-1",
+        "9999",
+        "10000",
+        "-10000",
+        "-9999",
+        "150",
+        "-150",
+        "149",
+        "250",
+        "-250",
+        "32767",
+        "-32768",
+        "2147483647",
+        "-2147483648",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "12345.678",
+        "-0.5",
+        "0.5",
+        "0.25",
+        "0.125",
+        "99999999.99",
+        "-99999999.99",
+        "0.01",
+        "-0.01",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "999999999999999999",
+        "1000000000000000000",
+        "-999999999999999999.5",
+        "0.000000000000000001",
+        "0.0000000000000000001",
+        "123456789012345678901234567890",
+        "1e-30",
+        "1.50",
+        "-1.500",
+        "100.0000",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -407,9 +544,24 @@ fn number_masks_agree() {
 
 fn date_values(with_time: bool, tz: bool) -> Vec<String> {
     let mut v: Vec<String> = [
-        "2023-05-06", "2000-01-01", "2000-02-29", "1999-12-31", "1970-01-01", "1900-01-01", "0001-01-01",
-        "0001-12-31 BC", "0044-03-15 BC", "4714-11-24 BC", "4714-11-30 BC", "4714-12-01 BC", "4713-01-01 BC",
-        "4713-06-15 BC", "infinity", "-infinity", "2024-12-31", "2024-01-01",
+        "2023-05-06",
+        "2000-01-01",
+        "2000-02-29",
+        "1999-12-31",
+        "1970-01-01",
+        "1900-01-01",
+        "0001-01-01",
+        "0001-12-31 BC",
+        "0044-03-15 BC",
+        "4714-11-24 BC",
+        "4714-11-30 BC",
+        "4714-12-01 BC",
+        "4713-01-01 BC",
+        "4713-06-15 BC",
+        "infinity",
+        "-infinity",
+        "2024-12-31",
+        "2024-01-01",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -422,11 +574,27 @@ fn date_values(with_time: bool, tz: bool) -> Vec<String> {
     }
     let mut rng = Rng(7);
     for _ in 0..60 {
-        let y = if tz { 1992 + rng.below(40) } else { 1 + rng.below(3000) };
-        v.push(format!("{:04}-{:02}-{:02}", y, 1 + rng.below(12), 1 + rng.below(28)));
+        let y = if tz {
+            1992 + rng.below(40)
+        } else {
+            1 + rng.below(3000)
+        };
+        v.push(format!(
+            "{:04}-{:02}-{:02}",
+            y,
+            1 + rng.below(12),
+            1 + rng.below(28)
+        ));
     }
     if with_time {
-        let times = ["00:00:00", "12:34:56.789", "23:59:59.999999", "07:00:00", "16:00:00", "00:00:00.000001"];
+        let times = [
+            "00:00:00",
+            "12:34:56.789",
+            "23:59:59.999999",
+            "07:00:00",
+            "16:00:00",
+            "00:00:00.000001",
+        ];
         v = v
             .into_iter()
             .enumerate()
@@ -441,7 +609,16 @@ fn date_values(with_time: bool, tz: bool) -> Vec<String> {
             })
             .collect();
         if tz {
-            v = v.into_iter().map(|d| if d.contains("infinity") { d } else { format!("{d}+00") }).collect();
+            v = v
+                .into_iter()
+                .map(|d| {
+                    if d.contains("infinity") {
+                        d
+                    } else {
+                        format!("{d}+00")
+                    }
+                })
+                .collect();
             v.push("2023-01-01 03:00:00+08".into());
             v.push("2023-12-31 20:00:00-08".into());
         }
@@ -454,14 +631,22 @@ fn date_masks_agree() {
     rt().block_on(async {
         let c = connect().await;
         let y = |s: &str| -> MaskSpec { serde_saphyr::from_str(s).expect("mask yaml") };
-        let masks = [y("redact"), y("null"), y("{ date_trunc: { to: year } }"), y("{ date_trunc: { to: month } }")];
+        let masks = [
+            y("redact"),
+            y("null"),
+            y("{ date_trunc: { to: year } }"),
+            y("{ date_trunc: { to: month } }"),
+        ];
         let mut rep = Report::default();
         make_table(&c, "d_date", "date", &date_values(false, false)).await;
         make_table(&c, "d_ts", "timestamp", &date_values(true, false)).await;
         // Not 294276-12-31 23:59:59.999999: timestamp(3) rounds it to a value one tick past the
         // range that PostgreSQL stores but cannot read back (its own quirk); the SQL twin's
         // guard for it is exercised all the same by d_ts's neighbours.
-        let ts3: Vec<String> = date_values(true, false).into_iter().filter(|v| !v.starts_with("294276")).collect();
+        let ts3: Vec<String> = date_values(true, false)
+            .into_iter()
+            .filter(|v| !v.starts_with("294276"))
+            .collect();
         make_table(&c, "d_ts3", "timestamp(3)", &ts3).await;
         make_table(&c, "d_tstz", "timestamptz", &date_values(true, true)).await;
         // Text-format timestamptz results are rendered with the input's offset: equal to
@@ -469,12 +654,19 @@ fn date_masks_agree() {
         // result (documented). Zones with history are therefore checked on modern values.
         let modern: Vec<String> = date_values(true, true)
             .into_iter()
-            .filter(|v| v.get(..4).and_then(|y| y.parse::<u32>().ok()).is_some_and(|y| y >= 1992) && !v.contains("BC"))
+            .filter(|v| {
+                v.get(..4)
+                    .and_then(|y| y.parse::<u32>().ok())
+                    .is_some_and(|y| y >= 1992)
+                    && !v.contains("BC")
+            })
             .collect();
         assert!(modern.len() > 50, "enough modern values");
         make_table(&c, "d_tstz_modern", "timestamptz", &modern).await;
         for zone in ["UTC", "Asia/Shanghai", "Asia/Kolkata"] {
-            c.batch_execute(&format!("SET TimeZone = '{zone}'")).await.expect("set timezone");
+            c.batch_execute(&format!("SET TimeZone = '{zone}'"))
+                .await
+                .expect("set timezone");
             let tables: &[&str] = if zone == "UTC" {
                 &["d_date", "d_ts", "d_ts3", "d_tstz", "d_tstz_modern"]
             } else {
@@ -497,7 +689,13 @@ fn other_types_agree() {
         let mut rep = Report::default();
         let masks = [MaskSpec::Redact, MaskSpec::Null];
         make_table(&c, "o_bool", "boolean", &["true".into(), "false".into()]).await;
-        make_table(&c, "o_uuid", "uuid", &["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()]).await;
+        make_table(
+            &c,
+            "o_uuid",
+            "uuid",
+            &["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()],
+        )
+        .await;
         make_table(&c, "o_jsonb", "jsonb", &["{\"a\": 1}".into()]).await;
         for table in ["o_bool", "o_uuid", "o_jsonb"] {
             for spec in &masks {
@@ -542,15 +740,27 @@ fn search_path_hijack_has_no_effect() {
         .expect("hijack setup");
         // The hijack is live for unqualified names...
         let live = c
-            .query_one("SELECT left('abc'::pg_catalog.text, 1), 'a'::pg_catalog.text || 'b'::pg_catalog.text", &[])
+            .query_one(
+                "SELECT left('abc'::pg_catalog.text, 1), 'a'::pg_catalog.text || 'b'::pg_catalog.text",
+                &[],
+            )
             .await
             .expect("hijacked query");
-        assert_eq!((live.get::<_, String>(0), live.get::<_, String>(1)), ("LEAK".into(), "LEAK".into()));
+        assert_eq!(
+            (live.get::<_, String>(0), live.get::<_, String>(1)),
+            ("LEAK".into(), "LEAK".into())
+        );
         // ...and must not touch the masks.
         let values = text_values();
         let mut rep = Report::default();
         make_table(&c, "public.h_text", "pg_catalog.text", &values).await;
-        make_table(&c, "public.h_ts", "pg_catalog.timestamp", &date_values(true, false)).await;
+        make_table(
+            &c,
+            "public.h_ts",
+            "pg_catalog.timestamp",
+            &date_values(true, false),
+        )
+        .await;
         make_table(&c, "public.h_num", "pg_catalog.numeric", &number_values()).await;
         for spec in text_masks() {
             check(&c, "public.h_text", &spec, &mut rep).await;
@@ -574,8 +784,16 @@ fn keyed_masks_have_no_sql_and_fit() {
         make_table(&c, "k_text", "text", &values).await;
         make_table(&c, "k_char", "char(18)", &values).await;
         make_table(&c, "k_varchar", "varchar(40)", &values).await;
-        for format in [TokenFormat::Text, TokenFormat::CnId, TokenFormat::BankCard, TokenFormat::Phone] {
-            let spec = MaskSpec::Token { format, key: "main".into() };
+        for format in [
+            TokenFormat::Text,
+            TokenFormat::CnId,
+            TokenFormat::BankCard,
+            TokenFormat::Phone,
+        ] {
+            let spec = MaskSpec::Token {
+                format,
+                key: "main".into(),
+            };
             for table in ["k_text", "k_char", "k_varchar"] {
                 let (ty, sql_type) = column_type(&c, table).await;
                 if let Ok(m) = Mask::new(&spec, &ty, &keys()) {

@@ -10,7 +10,9 @@
 //! those that do not, so the corpus can be kept sharp.
 //!
 //! Every attack runs inside `BEGIN` ... `ROLLBACK`, so nothing it does survives it (and cursors
-//! work); attacks that change session state get fresh connections.
+//! work); when one step of a multi-step attack fails, the transaction is restarted so that the
+//! next step is still judged (the SELECT after a refused SET). Attacks that could change
+//! session state get fresh connections.
 #[path = "support/mod.rs"]
 mod support;
 
@@ -38,9 +40,20 @@ impl Attack {
     /// Attacks whose effects could outlive the transaction get fresh sessions.
     fn stateful(&self) -> bool {
         let t = self.text().to_ascii_uppercase();
-        ["PREPARE", "SET ", "SET_CONFIG", "RESET", "DISCARD", "DECLARE", "CREATE", "LISTEN", "DEALLOCATE", "LOAD"]
-            .iter()
-            .any(|k| t.contains(k))
+        [
+            "PREPARE",
+            "SET ",
+            "SET_CONFIG",
+            "RESET",
+            "DISCARD",
+            "DECLARE",
+            "CREATE",
+            "LISTEN",
+            "DEALLOCATE",
+            "LOAD",
+        ]
+        .iter()
+        .any(|k| t.contains(k))
     }
 }
 
@@ -60,9 +73,22 @@ fn corpus() -> Vec<Attack> {
         if line.is_empty() || line.starts_with("--") {
             continue;
         }
-        assert!(!shape.is_empty(), "attacks.sql line {}: attack before any `-- shape:` header", i + 1);
-        let steps = line.split("\\then").map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        attacks.push(Attack { shape: shape.clone(), must_refuse, steps, line: i + 1 });
+        assert!(
+            !shape.is_empty(),
+            "attacks.sql line {}: attack before any `-- shape:` header",
+            i + 1
+        );
+        let steps = line
+            .split("\\then")
+            .map(|s| s.trim().replace(" ⏎ ", "\n"))
+            .filter(|s| !s.is_empty())
+            .collect();
+        attacks.push(Attack {
+            shape: shape.clone(),
+            must_refuse,
+            steps,
+            line: i + 1,
+        });
     }
     attacks
 }
@@ -76,7 +102,15 @@ async fn run_attack(conn: &mut Conn, mode: Mode, attack: &Attack) -> Transcript 
         if i > 0 {
             t.push("--- next step".into());
         }
-        t.extend(conn.run(mode, step).await);
+        let out = conn.run(mode, step).await;
+        let failed = out.last().is_some_and(|l| l == "Z E");
+        t.extend(out);
+        if failed && conn.alive {
+            // A refused step aborts the transaction; the next step must still be judged on
+            // its own (e.g. the SELECT after a refused SET), so start a new transaction.
+            let _ = conn.run(Mode::Simple, "ROLLBACK").await;
+            let _ = conn.run(Mode::Simple, "BEGIN").await;
+        }
     }
     if conn.alive {
         let _ = conn.run(Mode::Simple, "ROLLBACK").await;
@@ -96,7 +130,10 @@ where
     Fut: std::future::Future<Output = Conn>,
 {
     fn new(open: F) -> Self {
-        Sessions { open, conns: (0..Mode::ALL.len()).map(|_| None).collect() }
+        Sessions {
+            open,
+            conns: (0..Mode::ALL.len()).map(|_| None).collect(),
+        }
     }
 
     async fn run(&mut self, slot: usize, mode: Mode, attack: &Attack) -> Transcript {
@@ -119,7 +156,9 @@ fn first_difference(a: &[String], b: &[String]) -> String {
         if x != y {
             let cut = |s: Option<&String>| match s {
                 None => "<nothing>".to_string(),
-                Some(s) if s.chars().count() > 300 => format!("{}...", s.chars().take(300).collect::<String>()),
+                Some(s) if s.chars().count() > 300 => {
+                    format!("{}...", s.chars().take(300).collect::<String>())
+                }
                 Some(s) => s.clone(),
             };
             return format!("message {i}:\n      A: {}\n      B: {}", cut(x), cut(y));
@@ -140,10 +179,17 @@ struct ShapeStats {
 async fn twins_are_indistinguishable_through_pgveil() {
     let started = std::time::Instant::now();
     let attacks = corpus();
-    assert!(attacks.len() >= 150, "the corpus must hold at least 150 attacks, has {}", attacks.len());
+    assert!(
+        attacks.len() >= 150,
+        "the corpus must hold at least 150 attacks, has {}",
+        attacks.len()
+    );
 
     let world = World::start().await;
-    eprintln!("twins (hidden parts that differ, visible rows):\n{}", world.twin_report);
+    eprintln!(
+        "twins (hidden parts that differ, visible rows):\n{}",
+        world.twin_report
+    );
     eprintln!("setup took {:?}", started.elapsed());
 
     harness_sees_differences(&world).await;
@@ -154,10 +200,14 @@ async fn twins_are_indistinguishable_through_pgveil() {
     let mut same_directly = Vec::new();
     let mut stats: BTreeMap<String, ShapeStats> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
+    // Attacks that tell the twins apart directly, for the self-check of the harness.
+    let mut sharp: Vec<Attack> = Vec::new();
 
     // One pool of sessions per twin through pgveil, and one direct session per twin.
     let mut through: Vec<_> = (0..2).map(|i| Sessions::new(move || w.analyst(i))).collect();
-    let mut direct: Vec<_> = (0..2).map(|i| Sessions::new(move || w.direct(TWINS[i]))).collect();
+    let mut direct: Vec<_> = (0..2)
+        .map(|i| Sessions::new(move || w.direct(TWINS[i])))
+        .collect();
 
     for attack in &attacks {
         if !order.contains(&attack.shape) {
@@ -177,9 +227,24 @@ async fn twins_are_indistinguishable_through_pgveil() {
                     first_difference(&ta, &tb)
                 ));
             }
+            if mode == Mode::Simple && std::env::var_os("PGVEIL_TEST_DUMP").is_some() {
+                let head: Vec<&str> = ta.iter().take(4).map(|l| &l[..l.len().min(200)]).collect();
+                eprintln!(
+                    "[{}] {} ({} messages)\n    {}",
+                    attack.line,
+                    attack.text(),
+                    ta.len(),
+                    head.join("\n    ")
+                );
+            }
             let refused = has_error(&ta);
             if attack.must_refuse && !refused {
-                not_refused.push(format!("line {} mode {}: {}", attack.line, mode.name(), attack.text()));
+                not_refused.push(format!(
+                    "line {} mode {}: {}",
+                    attack.line,
+                    mode.name(),
+                    attack.text()
+                ));
             }
             if mode == Mode::Simple {
                 answered = !refused;
@@ -195,8 +260,14 @@ async fn twins_are_indistinguishable_through_pgveil() {
             }
         }
         let (da, db) = direct.split_at_mut(1);
-        let (xa, xb) = tokio::join!(da[0].run(0, Mode::Simple, attack), db[0].run(0, Mode::Simple, attack));
+        let (xa, xb) = tokio::join!(
+            da[0].run(0, Mode::Simple, attack),
+            db[0].run(0, Mode::Simple, attack)
+        );
         let differs = xa != xb;
+        if differs && sharp.len() < 40 {
+            sharp.push(attack.clone());
+        }
         if !differs {
             same_directly.push(format!(
                 "line {} [{}]: {} => {}",
@@ -218,9 +289,38 @@ async fn twins_are_indistinguishable_through_pgveil() {
         }
     }
 
+    // Self-check: through pgveil as the unrestricted `dba`, the same comparison must flag
+    // (almost) every sharp attack, so a real leak through pgveil would not go unnoticed.
+    let mut dba: Vec<_> = (0..2)
+        .map(|i| {
+            Sessions::new(move || async move {
+                let addr = w.proxies[i].addr.to_string();
+                Conn::connect(&addr, "dba", "dba", TWINS[i]).await.unwrap_or_else(|e| panic!("dba login: {e}"))
+            })
+        })
+        .collect();
+    let mut flagged = 0;
+    for attack in &sharp {
+        let (pa, pb) = dba.split_at_mut(1);
+        let (ta, tb) = tokio::join!(pa[0].run(0, Mode::ExtendedBinary, attack), pb[0].run(0, Mode::ExtendedBinary, attack));
+        if ta != tb {
+            flagged += 1;
+        }
+    }
+    eprintln!("self-check: {flagged} of {} sharp attacks differ through pgveil for the unrestricted dba", sharp.len());
+    assert!(
+        flagged * 10 >= sharp.len() * 9,
+        "the comparison through pgveil flags only {flagged} of {} attacks for an unrestricted role",
+        sharp.len()
+    );
+
     let mut table = String::new();
-    writeln!(table, "{:<28} | {:>7} | {:>8} | {:>16} | {:>15}", "shape", "attacks", "answered", "refused-or-error", "differ-directly")
-        .ok();
+    writeln!(
+        table,
+        "{:<28} | {:>7} | {:>8} | {:>16} | {:>15}",
+        "shape", "attacks", "answered", "refused-or-error", "differ-directly"
+    )
+    .ok();
     let mut total = ShapeStats::default();
     for shape in &order {
         let s = &stats[shape];
@@ -249,7 +349,11 @@ async fn twins_are_indistinguishable_through_pgveil() {
     for s in &same_directly {
         eprintln!("  {s}");
     }
-    eprintln!("took {:?} for {} attacks x 3 modes x 2 twins + direct runs", started.elapsed(), attacks.len());
+    eprintln!(
+        "took {:?} for {} attacks x 3 modes x 2 twins + direct runs",
+        started.elapsed(),
+        attacks.len()
+    );
 
     // Most attacks must be sharp: they tell the twins apart when pgveil is not in the way.
     assert!(
@@ -264,7 +368,12 @@ async fn twins_are_indistinguishable_through_pgveil() {
         not_refused.len(),
         not_refused.join("\n")
     );
-    assert!(leaks.is_empty(), "{} differences between the twins through pgveil:\n{}", leaks.len(), leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "{} differences between the twins through pgveil:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
 }
 
 /// The harness itself can see a difference when there is one: a query that reads hidden data
@@ -275,12 +384,20 @@ async fn harness_sees_differences(world: &World) {
     let mut a = world.direct(TWINS[0]).await;
     let mut b = world.direct(TWINS[1]).await;
     for mode in Mode::ALL {
-        assert_ne!(a.run(mode, q).await, b.run(mode, q).await, "direct {} must differ", mode.name());
+        assert_ne!(
+            a.run(mode, q).await,
+            b.run(mode, q).await,
+            "direct {} must differ",
+            mode.name()
+        );
     }
     let mut a = world.analyst(0).await;
     let mut b = world.analyst(1).await;
     let ta = a.run(Mode::Simple, q).await;
     assert!(!has_error(&ta), "the analyst can read masked phones: {ta:?}");
-    assert!(ta.iter().any(|l| l.contains("****")), "phones come back masked: {ta:?}");
+    assert!(
+        ta.iter().any(|l| l.contains("****")),
+        "phones come back masked: {ta:?}"
+    );
     assert_eq!(ta, b.run(Mode::Simple, q).await);
 }

@@ -82,11 +82,11 @@ pub fn verify_files(files: &[impl AsRef<Path>]) -> Result<VerifyReport, Broken> 
             let line = text.iter().filter(|b| **b == b'\n').count() + 1;
             return Err(broken(line, "the last record is incomplete (no newline): the file was truncated or appended to".into()));
         }
-        for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
+        let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+        lines.pop(); // after the final newline (or the empty file)
+        let seq_of = |raw: &[u8]| serde_json::from_slice::<serde_json::Value>(raw).ok().and_then(|v| v.get("seq").and_then(|s| s.as_u64()));
+        for (i, raw) in lines.iter().copied().enumerate() {
             let line = i + 1;
-            if raw.is_empty() && line == text.split(|b| *b == b'\n').count() {
-                break; // after the final newline
-            }
             let v: serde_json::Value = serde_json::from_slice(raw)
                 .map_err(|_| broken(line, "not a JSON record: the line was edited or inserted".into()))?;
             let seq = v.get("seq").and_then(|s| s.as_u64()).ok_or_else(|| broken(line, "record without a numeric seq".into()))?;
@@ -106,6 +106,12 @@ pub fn verify_files(files: &[impl AsRef<Path>]) -> Result<VerifyReport, Broken> 
                     let expected = pseq + 1;
                     let at = if pfile == file { format!("line {pline}") } else { format!("{}:{pline}", pfile.display()) };
                     if seq > expected {
+                        if let Some(later) = lines[i + 1..].iter().position(|l| seq_of(l) == Some(expected)) {
+                            return Err(broken(
+                                line,
+                                format!("seq {seq} where {expected} was expected: records were reordered (record {expected} is at line {})", line + 1 + later),
+                            ));
+                        }
                         let what = if seq == expected + 1 { format!("record {expected} was") } else { format!("records {expected}..{} were", seq - 1) };
                         return Err(broken(line, format!("seq {seq} where {expected} was expected: {what} removed after {at}")));
                     }
@@ -175,7 +181,7 @@ mod tests {
         swapped.swap(1, 2);
         let b = check(&swapped).unwrap_err();
         assert_eq!(b.line, 2);
-        assert!(b.message.contains("seq 3 where 2 was expected"), "{b}");
+        assert!(b.message.contains("seq 3 where 2 was expected") && b.message.contains("reordered (record 2 is at line 3)"), "{b}");
 
         let mut garbage = lines.clone();
         garbage[3] = "hello".into();

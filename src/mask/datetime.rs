@@ -90,7 +90,7 @@ fn parse_ymd(s: &[u8]) -> Option<(i64, u32, u32, &[u8])> {
     let y = digits(&s[..dash])?;
     let m = digits(&s[dash + 1..dash + 3])? as u32;
     let d = digits(&s[dash + 4..dash + 6])? as u32;
-    if !(1..=12).contains(&m) || d < 1 || d > 31 || y < 1 {
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1 {
         return None;
     }
     Some((y, m, d, &s[dash + 6..]))
@@ -292,11 +292,13 @@ pub(crate) fn apply(kind: &Kind, ty: &ColumnType, value: &[u8], format: Format, 
             write_date_text(w, out);
         }
         (ColumnType::Date, Format::Binary) => {
-            let w = <[u8; 4]>::try_from(value).ok().map(|b| match i32::from_be_bytes(b) {
-                i32::MAX => When::PosInf,
-                i32::MIN => When::NegInf,
-                d => When::At(i64::from(d)),
-            });
+            let w = <[u8; 4]>::try_from(value)
+                .ok()
+                .map(|b| match i32::from_be_bytes(b) {
+                    i32::MAX => When::PosInf,
+                    i32::MIN => When::NegInf,
+                    d => When::At(i64::from(d)),
+                });
             let v = match mask_when(kind, ty, w, 1) {
                 When::PosInf => i32::MAX,
                 When::NegInf => i32::MIN,
@@ -320,11 +322,13 @@ pub(crate) fn apply(kind: &Kind, ty: &ColumnType, value: &[u8], format: Format, 
             write_ts_text(w, tz.then_some(parsed.map_or(0, |(_, o)| o)), out);
         }
         (ColumnType::Timestamp | ColumnType::Timestamptz, Format::Binary) => {
-            let w = <[u8; 8]>::try_from(value).ok().map(|b| match i64::from_be_bytes(b) {
-                i64::MAX => When::PosInf,
-                i64::MIN => When::NegInf,
-                u => When::At(u),
-            });
+            let w = <[u8; 8]>::try_from(value)
+                .ok()
+                .map(|b| match i64::from_be_bytes(b) {
+                    i64::MAX => When::PosInf,
+                    i64::MIN => When::NegInf,
+                    u => When::At(u),
+                });
             let v = match mask_when(kind, ty, w, USECS_PER_DAY) {
                 When::PosInf => i64::MAX,
                 When::NegInf => i64::MIN,
@@ -352,8 +356,16 @@ pub(crate) fn sql(unit: TruncUnit, ty: &ColumnType, col: &str) -> String {
             // extract(), not date_part(): date_part(text, date) goes through timestamp and
             // fails for dates beyond 294276 AD.
             let part = if unit == TruncUnit::Year { "doy" } else { "day" };
-            let n = format!("CAST({} AS pg_catalog.int4)", call("extract", &[&format!("'{part}'"), col]));
-            ("pg_catalog.date", format!("'{min} BC'"), None, op(col, "-", &op(&n, "-", "1")))
+            let n = format!(
+                "CAST({} AS pg_catalog.int4)",
+                call("extract", &[&format!("'{part}'"), col])
+            );
+            (
+                "pg_catalog.date",
+                format!("'{min} BC'"),
+                None,
+                op(col, "-", &op(&n, "-", "1")),
+            )
         }
         ColumnType::Timestamp => (
             "pg_catalog.timestamp",
@@ -370,7 +382,10 @@ pub(crate) fn sql(unit: TruncUnit, ty: &ColumnType, col: &str) -> String {
     };
     let mut whens = vec![
         (format!("NOT {}", call("isfinite", &[col])), col.to_string()),
-        (op(col, "<", &format!("{min_lit}::{tname}")), format!("'-infinity'::{tname}")),
+        (
+            op(col, "<", &format!("{min_lit}::{tname}")),
+            format!("'-infinity'::{tname}"),
+        ),
     ];
     if let Some(max) = max_lit {
         // timestamp(p) rounding can store 294277-01-01 00:00:00, one tick past the range, on
@@ -415,10 +430,26 @@ mod tests {
         assert_eq!(text(&m, &ColumnType::Date, "0044-03-15 BC"), "0044-03-01 BC");
         assert_eq!(text(&y, &ColumnType::Date, "4714-11-24 BC"), "-infinity");
         assert_eq!(text(&y, &ColumnType::Date, "infinity"), "infinity");
-        assert_eq!(text(&y, &ColumnType::Timestamp, "2023-05-06 12:34:56.789"), "2023-01-01 00:00:00");
-        assert_eq!(text(&m, &ColumnType::Timestamptz, "2023-05-06 12:34:56+08"), "2023-05-01 08:00:00+08");
-        assert_eq!(text(&y, &ColumnType::Timestamptz, "2023-01-01 03:00:00+08"), "2022-01-01 08:00:00+08");
-        assert_eq!(text(&Kind::Redact, &ColumnType::Timestamptz, "2023-01-01 03:00:00+05:30"), "1970-01-01 05:30:00+05:30");
+        assert_eq!(
+            text(&y, &ColumnType::Timestamp, "2023-05-06 12:34:56.789"),
+            "2023-01-01 00:00:00"
+        );
+        assert_eq!(
+            text(&m, &ColumnType::Timestamptz, "2023-05-06 12:34:56+08"),
+            "2023-05-01 08:00:00+08"
+        );
+        assert_eq!(
+            text(&y, &ColumnType::Timestamptz, "2023-01-01 03:00:00+08"),
+            "2022-01-01 08:00:00+08"
+        );
+        assert_eq!(
+            text(
+                &Kind::Redact,
+                &ColumnType::Timestamptz,
+                "2023-01-01 03:00:00+05:30"
+            ),
+            "1970-01-01 05:30:00+05:30"
+        );
         assert_eq!(text(&Kind::Redact, &ColumnType::Date, "garbage"), "1900-01-01");
         assert_eq!(text(&y, &ColumnType::Date, "garbage"), "1900-01-01");
     }

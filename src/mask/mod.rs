@@ -52,7 +52,10 @@ pub enum Format {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnType {
     /// text, varchar(n), bpchar(n), name: `max_chars` from the typmod when bounded.
-    Text { oid: u32, max_chars: Option<u32> },
+    Text {
+        oid: u32,
+        max_chars: Option<u32>,
+    },
     Int2,
     Int4,
     Int8,
@@ -61,7 +64,10 @@ pub enum ColumnType {
     /// numeric(precision, scale): every stored value has exactly `scale` decimals and at most
     /// `precision - scale` integer digits, and a value cast to the type is rounded to it.
     /// Added by the masking library so that masked values keep the column's scale.
-    NumericScaled { precision: u32, scale: i32 },
+    NumericScaled {
+        precision: u32,
+        scale: i32,
+    },
     Float4,
     Float8,
     Date,
@@ -70,17 +76,26 @@ pub enum ColumnType {
     Bool,
     Uuid,
     /// Anything else: only `null` applies.
-    Other { oid: u32 },
+    Other {
+        oid: u32,
+    },
 }
 
 impl ColumnType {
     /// From `pg_attribute.atttypid` and `atttypmod`.
     pub fn from_catalog(type_oid: u32, typmod: i32) -> ColumnType {
         match type_oid {
-            25 | 19 => ColumnType::Text { oid: type_oid, max_chars: None },
+            25 | 19 => ColumnType::Text {
+                oid: type_oid,
+                max_chars: None,
+            },
             1043 | 1042 => ColumnType::Text {
                 oid: type_oid,
-                max_chars: if typmod >= 4 { Some((typmod - 4) as u32) } else { None },
+                max_chars: if typmod >= 4 {
+                    Some((typmod - 4) as u32)
+                } else {
+                    None
+                },
             },
             21 => ColumnType::Int2,
             23 => ColumnType::Int4,
@@ -90,7 +105,10 @@ impl ColumnType {
                 // PostgreSQL 15 packs the scale as an 11-bit signed number.
                 let raw = t & 0x7ff;
                 let scale = if raw & 0x400 != 0 { raw - 0x800 } else { raw };
-                ColumnType::NumericScaled { precision: ((t >> 16) & 0xffff) as u32, scale }
+                ColumnType::NumericScaled {
+                    precision: ((t >> 16) & 0xffff) as u32,
+                    scale,
+                }
             }
             1700 => ColumnType::Numeric,
             700 => ColumnType::Float4,
@@ -116,10 +134,22 @@ impl ColumnType {
 impl fmt::Display for ColumnType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ColumnType::Text { oid: 1043, max_chars: Some(n) } => write!(f, "varchar({n})"),
-            ColumnType::Text { oid: 1043, max_chars: None } => f.write_str("varchar"),
-            ColumnType::Text { oid: 1042, max_chars: Some(n) } => write!(f, "char({n})"),
-            ColumnType::Text { oid: 1042, max_chars: None } => f.write_str("bpchar"),
+            ColumnType::Text {
+                oid: 1043,
+                max_chars: Some(n),
+            } => write!(f, "varchar({n})"),
+            ColumnType::Text {
+                oid: 1043,
+                max_chars: None,
+            } => f.write_str("varchar"),
+            ColumnType::Text {
+                oid: 1042,
+                max_chars: Some(n),
+            } => write!(f, "char({n})"),
+            ColumnType::Text {
+                oid: 1042,
+                max_chars: None,
+            } => f.write_str("bpchar"),
             ColumnType::Text { oid: 19, .. } => f.write_str("name"),
             ColumnType::Text { .. } => f.write_str("text"),
             ColumnType::Int2 => f.write_str("smallint"),
@@ -160,7 +190,11 @@ pub const MIN_KEY_BYTES: usize = 16;
 pub enum MaskError {
     /// The mask produces values of another kind than the column holds.
     #[error("mask {mask} does not fit column type {ty}; {hint}")]
-    TypeMismatch { mask: &'static str, ty: String, hint: &'static str },
+    TypeMismatch {
+        mask: &'static str,
+        ty: String,
+        hint: &'static str,
+    },
     /// The mask's output is longer than the column allows.
     #[error("{what} ({len} chars) does not fit {ty}")]
     TooLong { what: String, len: usize, ty: String },
@@ -226,7 +260,11 @@ const DATES_ONLY: &str = "it applies to date, timestamp and timestamptz columns"
 impl Mask {
     /// Checks `spec` against the column type and resolves its key.
     pub fn new(spec: &MaskSpec, ty: &ColumnType, keys: &Keys) -> Result<Mask, MaskError> {
-        let mismatch = |hint: &'static str| MaskError::TypeMismatch { mask: spec.name(), ty: ty.to_string(), hint };
+        let mismatch = |hint: &'static str| MaskError::TypeMismatch {
+            mask: spec.name(),
+            ty: ty.to_string(),
+            hint,
+        };
         let is_text = matches!(ty, ColumnType::Text { .. });
         let kind = match spec {
             MaskSpec::Null => Kind::Null,
@@ -261,7 +299,10 @@ impl Mask {
                 Kind::Regex(regex_mask::RegexMask::new(pattern, keep)?)
             }
             MaskSpec::DateTrunc { to } => {
-                if !matches!(ty, ColumnType::Date | ColumnType::Timestamp | ColumnType::Timestamptz) {
+                if !matches!(
+                    ty,
+                    ColumnType::Date | ColumnType::Timestamp | ColumnType::Timestamptz
+                ) {
                     return Err(mismatch(DATES_ONLY));
                 }
                 Kind::DateTrunc(*to)
@@ -269,7 +310,10 @@ impl Mask {
             MaskSpec::Bucket { width: d } | MaskSpec::Round { step: d } => {
                 numeric::check_step(spec.name(), ty, d).map_err(|e| match e {
                     None => mismatch(NUMBERS_ONLY),
-                    Some(reason) => MaskError::BadParam { mask: spec.name(), reason },
+                    Some(reason) => MaskError::BadParam {
+                        mask: spec.name(),
+                        reason,
+                    },
                 })?;
                 if matches!(spec, MaskSpec::Bucket { .. }) {
                     Kind::Bucket(*d)
@@ -282,7 +326,10 @@ impl Mask {
                     return Err(mismatch(TEXT_ONLY));
                 }
                 let t = token::TokenMask::new(*format, key, keys)?;
-                if let ColumnType::Text { max_chars: Some(n), .. } = ty {
+                if let ColumnType::Text {
+                    max_chars: Some(n), ..
+                } = ty
+                {
                     let need = t.min_chars();
                     if need > *n as usize {
                         return Err(MaskError::TooLong {
@@ -299,7 +346,9 @@ impl Mask {
                     || ty.is_numeric()
                     || matches!(ty, ColumnType::Float4 | ColumnType::Float8))
                 {
-                    return Err(mismatch("it applies to integer, numeric and floating-point columns"));
+                    return Err(mismatch(
+                        "it applies to integer, numeric and floating-point columns",
+                    ));
                 }
                 if let ColumnType::NumericScaled { scale, .. } = ty {
                     if *scale < 0 {
@@ -310,13 +359,28 @@ impl Mask {
             }
         };
         let (fit, strip_blanks) = match ty {
-            ColumnType::Text { oid: 1042, max_chars: Some(n) } => (TextFit::Pad(*n as usize), true),
-            ColumnType::Text { oid: 1042, max_chars: None } => (TextFit::None, true),
-            ColumnType::Text { oid: 1043, max_chars: Some(n) } => (TextFit::Truncate(*n as usize), false),
+            ColumnType::Text {
+                oid: 1042,
+                max_chars: Some(n),
+            } => (TextFit::Pad(*n as usize), true),
+            ColumnType::Text {
+                oid: 1042,
+                max_chars: None,
+            } => (TextFit::None, true),
+            ColumnType::Text {
+                oid: 1043,
+                max_chars: Some(n),
+            } => (TextFit::Truncate(*n as usize), false),
             ColumnType::Text { oid: 19, .. } => (TextFit::Name, false),
             _ => (TextFit::None, false),
         };
-        Ok(Mask { spec: spec.clone(), ty: ty.clone(), kind, fit, strip_blanks })
+        Ok(Mask {
+            spec: spec.clone(),
+            ty: ty.clone(),
+            kind,
+            fit,
+            strip_blanks,
+        })
     }
 
     /// The spec this mask was built from.
@@ -451,7 +515,9 @@ impl Mask {
             Kind::Bucket(d) => numeric::sql_bucket(d, NumTarget::of(&self.ty), &col, false),
             Kind::Round(d) => numeric::sql_bucket(d, NumTarget::of(&self.ty), &col, true),
         };
-        Some(format!("CAST(CASE WHEN {col} IS NULL THEN NULL ELSE {body} END AS {target})"))
+        Some(format!(
+            "CAST(CASE WHEN {col} IS NULL THEN NULL ELSE {body} END AS {target})"
+        ))
     }
 
     /// For reports: what the masked value still shows.
@@ -522,13 +588,19 @@ mod tests {
     fn numeric_typmod_decoding() {
         assert_eq!(
             ColumnType::from_catalog(1700, (10 << 16 | 2) + 4),
-            ColumnType::NumericScaled { precision: 10, scale: 2 }
+            ColumnType::NumericScaled {
+                precision: 10,
+                scale: 2
+            }
         );
         assert_eq!(ColumnType::from_catalog(1700, -1), ColumnType::Numeric);
         // PostgreSQL 15 allows negative scales: numeric(2,-3).
         assert_eq!(
             ColumnType::from_catalog(1700, ((2 << 16) | (0x800 - 3)) + 4),
-            ColumnType::NumericScaled { precision: 2, scale: -3 }
+            ColumnType::NumericScaled {
+                precision: 2,
+                scale: -3
+            }
         );
     }
 
@@ -537,8 +609,15 @@ mod tests {
         let mut v = "张三丰abc".as_bytes().to_vec();
         assert_eq!(truncate_chars(&mut v, 4), 4);
         assert_eq!(v, "张三丰a".as_bytes());
-        let m = Mask::new(&MaskSpec::Redact, &ColumnType::Text { oid: 1042, max_chars: Some(6) }, &Keys::default())
-            .expect("redact on char(6)");
+        let m = Mask::new(
+            &MaskSpec::Redact,
+            &ColumnType::Text {
+                oid: 1042,
+                max_chars: Some(6),
+            },
+            &Keys::default(),
+        )
+        .expect("redact on char(6)");
         let mut out = Vec::new();
         m.apply(b"abc   ", Format::Text, &mut out);
         assert_eq!(out, b"****  ");

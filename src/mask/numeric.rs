@@ -19,22 +19,40 @@ const MAX_SMALL_SCALE: u32 = 18;
 /// What a numeric result must fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NumTarget {
-    Int { min: i64, max: i64, bytes: usize },
+    Int {
+        min: i64,
+        max: i64,
+        bytes: usize,
+    },
     /// numeric; with a typmod, every value has `scale` decimals and at most
     /// `precision - scale` integer digits.
-    Numeric { typmod: Option<(u32, u32)> },
+    Numeric {
+        typmod: Option<(u32, u32)>,
+    },
     Float,
 }
 
 impl NumTarget {
     pub(crate) fn of(ty: &ColumnType) -> NumTarget {
         match ty {
-            ColumnType::Int2 => NumTarget::Int { min: i16::MIN.into(), max: i16::MAX.into(), bytes: 2 },
-            ColumnType::Int4 => NumTarget::Int { min: i32::MIN.into(), max: i32::MAX.into(), bytes: 4 },
-            ColumnType::Int8 => NumTarget::Int { min: i64::MIN, max: i64::MAX, bytes: 8 },
-            ColumnType::NumericScaled { precision, scale } => {
-                NumTarget::Numeric { typmod: Some((*precision, (*scale).max(0) as u32)) }
-            }
+            ColumnType::Int2 => NumTarget::Int {
+                min: i16::MIN.into(),
+                max: i16::MAX.into(),
+                bytes: 2,
+            },
+            ColumnType::Int4 => NumTarget::Int {
+                min: i32::MIN.into(),
+                max: i32::MAX.into(),
+                bytes: 4,
+            },
+            ColumnType::Int8 => NumTarget::Int {
+                min: i64::MIN,
+                max: i64::MAX,
+                bytes: 8,
+            },
+            ColumnType::NumericScaled { precision, scale } => NumTarget::Numeric {
+                typmod: Some((*precision, (*scale).max(0) as u32)),
+            },
             ColumnType::Numeric => NumTarget::Numeric { typmod: None },
             _ => NumTarget::Float,
         }
@@ -65,7 +83,9 @@ pub(crate) fn check_step(mask: &str, ty: &ColumnType, d: &Decimal) -> Result<(),
     match ty {
         ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => {
             if d.scale > 0 {
-                return Err(Some(format!("{mask} {d} has decimals but the column holds integers")));
+                return Err(Some(format!(
+                    "{mask} {d} has decimals but the column holds integers"
+                )));
             }
         }
         ColumnType::Numeric => {}
@@ -107,7 +127,9 @@ impl Num {
             None => (false, s),
         };
         let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-        if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit())
+        if int.is_empty()
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
         {
             return None;
         }
@@ -116,7 +138,11 @@ impl Num {
         }
         let int = int.trim_start_matches('0').to_string();
         let zero = int.is_empty() && frac.bytes().all(|b| b == b'0');
-        Some(Num::Fin { neg: neg && !zero, int, frac: frac.to_string() })
+        Some(Num::Fin {
+            neg: neg && !zero,
+            int,
+            frac: frac.to_string(),
+        })
     }
 
     pub(crate) fn decode_binary(b: &[u8]) -> Option<Num> {
@@ -169,7 +195,11 @@ impl Num {
         }
         frac.truncate(dscale);
         let zero = int.is_empty() && frac.bytes().all(|b| b == b'0');
-        Some(Num::Fin { neg: sign == 0x4000 && !zero, int, frac })
+        Some(Num::Fin {
+            neg: sign == 0x4000 && !zero,
+            int,
+            frac,
+        })
     }
 
     pub(crate) fn write_text(&self, out: &mut Vec<u8>) {
@@ -226,7 +256,11 @@ impl Num {
         while groups.last() == Some(&0) {
             groups.pop();
         }
-        let (weight, sign) = if groups.is_empty() { (0, 0u16) } else { (weight, if neg { 0x4000 } else { 0 }) };
+        let (weight, sign) = if groups.is_empty() {
+            (0, 0u16)
+        } else {
+            (weight, if neg { 0x4000 } else { 0 })
+        };
         out.extend_from_slice(&(groups.len() as u16).to_be_bytes());
         out.extend_from_slice(&(weight as i16).to_be_bytes());
         out.extend_from_slice(&sign.to_be_bytes());
@@ -258,13 +292,24 @@ impl Num {
             let (i, f) = digits.split_at(digits.len() - s);
             (i.trim_start_matches('0').to_string(), f.to_string())
         } else {
-            (String::new(), format!("{}{}", "0".repeat(s - digits.len()), digits))
+            (
+                String::new(),
+                format!("{}{}", "0".repeat(s - digits.len()), digits),
+            )
         };
-        Num::Fin { neg: m < 0, int, frac }
+        Num::Fin {
+            neg: m < 0,
+            int,
+            frac,
+        }
     }
 
     fn zero(scale: u32) -> Num {
-        Num::Fin { neg: false, int: String::new(), frac: "0".repeat(scale as usize) }
+        Num::Fin {
+            neg: false,
+            int: String::new(),
+            frac: "0".repeat(scale as usize),
+        }
     }
 
     /// Canonical bytes for keyed noise: equal values in text and binary give equal bytes.
@@ -282,7 +327,10 @@ impl Num {
             Num::Fin { .. } => {
                 let mut v = Vec::new();
                 self.write_text(&mut v);
-                std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).unwrap_or(0.0)
+                std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0.0)
             }
         }
     }
@@ -317,7 +365,10 @@ fn step_value(m: i128, s: u32, d: &Decimal, round: bool, target: NumTarget) -> (
     let mut scale = scale;
     // numeric(p,s): a value PostgreSQL sends always has scale s, so this only matters for
     // malformed input; the cast in the SQL twin rounds the same way (half away from zero).
-    if let NumTarget::Numeric { typmod: Some((_, fixed)) } = target {
+    if let NumTarget::Numeric {
+        typmod: Some((_, fixed)),
+    } = target
+    {
         if scale < fixed {
             r *= pow10(fixed - scale);
         } else if scale > fixed {
@@ -438,12 +489,20 @@ fn float_text(x: f64, single: bool, out: &mut Vec<u8>) {
     if x.is_infinite() {
         return out.extend_from_slice(if x > 0.0 { b"Infinity" } else { b"-Infinity" });
     }
-    let sci = if single { format!("{:e}", x as f32) } else { format!("{x:e}") };
+    let sci = if single {
+        format!("{:e}", x as f32)
+    } else {
+        format!("{x:e}")
+    };
     let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let limit = if single { 6 } else { 15 };
     if (-4..limit).contains(&exp) {
-        let s = if single { format!("{}", x as f32) } else { format!("{x}") };
+        let s = if single {
+            format!("{}", x as f32)
+        } else {
+            format!("{x}")
+        };
         out.extend_from_slice(s.as_bytes());
     } else {
         out.extend_from_slice(mant.as_bytes());
@@ -462,7 +521,9 @@ pub(crate) fn apply_float(kind: &Kind, ty: &ColumnType, value: &[u8], format: Fo
             }
         }),
         Format::Binary => match (single, value.len()) {
-            (true, 4) => Some(f64::from(f32::from_be_bytes([value[0], value[1], value[2], value[3]]))),
+            (true, 4) => Some(f64::from(f32::from_be_bytes([
+                value[0], value[1], value[2], value[3],
+            ]))),
             (false, 8) => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(value);
@@ -503,14 +564,22 @@ pub(crate) fn sql_bucket(d: &Decimal, target: NumTarget, col: &str, round: bool)
         let base = sub(&x, &r);
         let away = add(&base, &mul(&call("sign", &[&x]), &w));
         case(
-            &[(format!("({} OPERATOR(pg_catalog.>=) {w})", mul(&call("abs", &[&r]), "2::pg_catalog.numeric")), away)],
+            &[(
+                format!(
+                    "({} OPERATOR(pg_catalog.>=) {w})",
+                    mul(&call("abs", &[&r]), "2::pg_catalog.numeric")
+                ),
+                away,
+            )],
             &base,
         )
     } else {
         sub(&x, &m(&add(&m(&x), &w)))
     };
     match target {
-        NumTarget::Int { min, max, .. } => format!("LEAST(GREATEST({value}, {min}::pg_catalog.numeric), {max}::pg_catalog.numeric)"),
+        NumTarget::Int { min, max, .. } => {
+            format!("LEAST(GREATEST({value}, {min}::pg_catalog.numeric), {max}::pg_catalog.numeric)")
+        }
         NumTarget::Numeric { typmod } => {
             let clamped = match typmod {
                 Some((p, s)) if p.saturating_sub(s) <= 18 => {
@@ -550,8 +619,19 @@ mod tests {
     #[test]
     fn numeric_binary_round_trip() {
         for s in [
-            "0", "0.00", "1", "-1", "12345.678", "0.0001", "-0.00012", "10000", "99999999.99", "NaN", "Infinity",
-            "-Infinity", "123456789012345678901234567890.5",
+            "0",
+            "0.00",
+            "1",
+            "-1",
+            "12345.678",
+            "0.0001",
+            "-0.00012",
+            "10000",
+            "99999999.99",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "123456789012345678901234567890.5",
         ] {
             rt(s);
         }

@@ -31,7 +31,10 @@ pub(crate) struct RegexMask {
 }
 
 fn bad(reason: impl Into<String>) -> MaskError {
-    MaskError::BadParam { mask: "regex", reason: reason.into() }
+    MaskError::BadParam {
+        mask: "regex",
+        reason: reason.into(),
+    }
 }
 
 const META: &str = "\\^$.|?*+()[]{}";
@@ -95,7 +98,10 @@ fn check_pattern(p: &str) -> Result<usize, MaskError> {
                             return Err(bad(format!("`{b}` is not supported inside brackets {}", at(i))));
                         }
                         if b == '-' {
-                            return Err(bad(format!("`-` inside brackets must form a range like a-z {}", at(i))));
+                            return Err(bad(format!(
+                                "`-` inside brackets must form a range like a-z {}",
+                                at(i)
+                            )));
                         }
                         if chars.get(i + 1) == Some(&'-') && chars.get(i + 2).is_some_and(|&c| c != ']') {
                             let hi = chars[i + 2];
@@ -109,7 +115,10 @@ fn check_pattern(p: &str) -> Result<usize, MaskError> {
                     }
                 }
                 c if META.contains(c) => {
-                    return Err(bad(format!("unexpected `{c}` {} (escape it with \\ to match it)", at(i))));
+                    return Err(bad(format!(
+                        "unexpected `{c}` {} (escape it with \\ to match it)",
+                        at(i)
+                    )));
                 }
                 _ => i += 1,
             }
@@ -118,7 +127,10 @@ fn check_pattern(p: &str) -> Result<usize, MaskError> {
                 Some('*' | '+' | '?') => {
                     i += 1;
                     if matches!(chars.get(i), Some('?' | '+' | '*')) {
-                        return Err(bad(format!("lazy or stacked quantifiers are not supported {}", at(i))));
+                        return Err(bad(format!(
+                            "lazy or stacked quantifiers are not supported {}",
+                            at(i)
+                        )));
                     }
                 }
                 Some('{') => {
@@ -144,14 +156,20 @@ fn check_pattern(p: &str) -> Result<usize, MaskError> {
                     }
                     i = close + 1;
                     if matches!(chars.get(i), Some('?' | '+' | '*' | '{')) {
-                        return Err(bad(format!("lazy or stacked quantifiers are not supported {}", at(i))));
+                        return Err(bad(format!(
+                            "lazy or stacked quantifiers are not supported {}",
+                            at(i)
+                        )));
                     }
                 }
                 _ => {}
             }
         }
         if matches!(chars.get(i), Some('*' | '+' | '?' | '{')) {
-            return Err(bad(format!("a quantifier on a whole group is not supported {}", at(i))));
+            return Err(bad(format!(
+                "a quantifier on a whole group is not supported {}",
+                at(i)
+            )));
         }
     }
     if groups == 0 {
@@ -166,12 +184,19 @@ impl RegexMask {
         let mut kept = vec![false; groups];
         for &k in keep {
             if k == 0 || k as usize > groups {
-                return Err(bad(format!("keep lists group {k}, but the pattern has groups 1 to {groups}")));
+                return Err(bad(format!(
+                    "keep lists group {k}, but the pattern has groups 1 to {groups}"
+                )));
             }
             kept[k as usize - 1] = true;
         }
         let re = Regex::new(&format!("(?s)^(?:{pattern})$")).map_err(|e| bad(format!("{e}")))?;
-        Ok(RegexMask { pattern: pattern.to_string(), anchored: format!("^(?:{pattern})$"), re, keep: kept })
+        Ok(RegexMask {
+            pattern: pattern.to_string(),
+            anchored: format!("^(?:{pattern})$"),
+            re,
+            keep: kept,
+        })
     }
 
     pub(crate) fn apply(&self, s: &str, out: &mut Vec<u8>) {
@@ -192,21 +217,37 @@ impl RegexMask {
 
     pub(crate) fn sql(&self, t: &str, tc: &str) -> String {
         let group_len = |i: usize| {
-            len(&format!("({})[{}]", call("regexp_match", &[tc, &lit(&self.anchored)]), i + 1))
+            len(&format!(
+                "({})[{}]",
+                call("regexp_match", &[tc, &lit(&self.anchored)]),
+                i + 1
+            ))
         };
         let mut parts = Vec::new();
         let mut start = "1".to_string();
         for (i, keep) in self.keep.iter().enumerate() {
             let l = group_len(i);
-            parts.push(if *keep { call("substr", &[t, &start, &l]) } else { repeat("*", &l) });
+            parts.push(if *keep {
+                call("substr", &[t, &start, &l])
+            } else {
+                repeat("*", &l)
+            });
             start = op(&start, "+", &l);
         }
-        case(&[(matches(tc, &self.anchored), concat(&parts))], &repeat("*", &len(t)))
+        case(
+            &[(matches(tc, &self.anchored), concat(&parts))],
+            &repeat("*", &len(t)),
+        )
     }
 
     pub(crate) fn reveals(&self) -> String {
-        let kept: Vec<String> =
-            self.keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| (i + 1).to_string()).collect();
+        let kept: Vec<String> = self
+            .keep
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k)
+            .map(|(i, _)| (i + 1).to_string())
+            .collect();
         format!(
             "groups [{}] of /{}/ and the length of the others; non-matching values: their length",
             kept.join(", "),

@@ -78,7 +78,10 @@ impl Decimal {
         if mant >= MAX_PARAM_MANT && frac.is_empty() {
             return Err(format!("{s} is too large (must be below 1e18)"));
         }
-        Ok(Decimal { mant, scale: frac.len() as u32 })
+        Ok(Decimal {
+            mant,
+            scale: frac.len() as u32,
+        })
     }
 }
 
@@ -88,7 +91,13 @@ impl fmt::Display for Decimal {
             return write!(f, "{}", self.mant);
         }
         let p = 10i128.pow(self.scale);
-        write!(f, "{}.{:0width$}", self.mant / p, self.mant % p, width = self.scale as usize)
+        write!(
+            f,
+            "{}.{:0width$}",
+            self.mant / p,
+            self.mant % p,
+            width = self.scale as usize
+        )
     }
 }
 
@@ -237,25 +246,44 @@ impl MaskSpec {
             "null" => MaskSpec::Null,
             "email" => MaskSpec::Email,
             "phone" => MaskSpec::Phone,
-            "cn_id" => MaskSpec::CnId { keep_birth_year: false },
+            "cn_id" => MaskSpec::CnId {
+                keep_birth_year: false,
+            },
             "bank_card" => MaskSpec::BankCard { keep_bin: false },
             "cn_name" => MaskSpec::CnName,
             "address" => MaskSpec::Address,
             "uscc" => MaskSpec::Uscc,
-            "token" => MaskSpec::Token { format: TokenFormat::Text, key: DEFAULT_KEY_ID.into() },
-            "partial" => return Err("mask partial needs parameters, e.g. { partial: { keep_first: 3, keep_last: 4 } }".into()),
-            "regex" => return Err("mask regex needs parameters, e.g. { regex: { pattern: \"([0-9]{3})([0-9]*)\", keep: [1] } }".into()),
-            "date_trunc" => return Err("mask date_trunc needs parameters, e.g. { date_trunc: { to: year } }".into()),
+            "token" => MaskSpec::Token {
+                format: TokenFormat::Text,
+                key: DEFAULT_KEY_ID.into(),
+            },
+            "partial" => {
+                return Err(
+                    "mask partial needs parameters, e.g. { partial: { keep_first: 3, keep_last: 4 } }".into(),
+                )
+            }
+            "regex" => return Err(
+                "mask regex needs parameters, e.g. { regex: { pattern: \"([0-9]{3})([0-9]*)\", keep: [1] } }"
+                    .into(),
+            ),
+            "date_trunc" => {
+                return Err("mask date_trunc needs parameters, e.g. { date_trunc: { to: year } }".into())
+            }
             "bucket" => return Err("mask bucket needs parameters, e.g. { bucket: { width: 10000 } }".into()),
             "round" => return Err("mask round needs parameters, e.g. { round: { step: 100 } }".into()),
-            "noise" => return Err("mask noise needs parameters, e.g. { noise: { ratio: 0.05, key: main } }".into()),
+            "noise" => {
+                return Err("mask noise needs parameters, e.g. { noise: { ratio: 0.05, key: main } }".into())
+            }
             other => return Err(unknown_name(other)),
         })
     }
 }
 
 fn unknown_name(name: &str) -> String {
-    format!("unknown mask '{name}'; expected one of: {}", MaskSpec::NAMES.join(", "))
+    format!(
+        "unknown mask '{name}'; expected one of: {}",
+        MaskSpec::NAMES.join(", ")
+    )
 }
 
 fn star() -> char {
@@ -385,15 +413,22 @@ impl<'de> Visitor<'de> for SpecVisitor {
             }
             "cn_id" => {
                 let p: Option<CnIdParams> = map.next_value()?;
-                MaskSpec::CnId { keep_birth_year: p.is_some_and(|p| p.keep_birth_year) }
+                MaskSpec::CnId {
+                    keep_birth_year: p.is_some_and(|p| p.keep_birth_year),
+                }
             }
             "bank_card" => {
                 let p: Option<BankCardParams> = map.next_value()?;
-                MaskSpec::BankCard { keep_bin: p.is_some_and(|p| p.keep_bin) }
+                MaskSpec::BankCard {
+                    keep_bin: p.is_some_and(|p| p.keep_bin),
+                }
             }
             "regex" => {
                 let p: RegexParams = map.next_value()?;
-                MaskSpec::Regex { pattern: p.pattern, keep: p.keep }
+                MaskSpec::Regex {
+                    pattern: p.pattern,
+                    keep: p.keep,
+                }
             }
             "date_trunc" => {
                 let p: DateTruncParams = map.next_value()?;
@@ -410,13 +445,22 @@ impl<'de> Visitor<'de> for SpecVisitor {
             "token" => {
                 let p: Option<TokenParams> = map.next_value()?;
                 match p {
-                    Some(p) => MaskSpec::Token { format: p.format, key: p.key },
-                    None => MaskSpec::Token { format: TokenFormat::Text, key: default_key() },
+                    Some(p) => MaskSpec::Token {
+                        format: p.format,
+                        key: p.key,
+                    },
+                    None => MaskSpec::Token {
+                        format: TokenFormat::Text,
+                        key: default_key(),
+                    },
                 }
             }
             "noise" => {
                 let p: NoiseParams = map.next_value()?;
-                MaskSpec::Noise { ratio: p.ratio, key: p.key }
+                MaskSpec::Noise {
+                    ratio: p.ratio,
+                    key: p.key,
+                }
             }
             "redact" | "null" | "email" | "phone" | "cn_name" | "address" | "uscc" => {
                 let _: Option<NoParams> = map.next_value()?;
@@ -446,39 +490,75 @@ mod tests {
         assert_eq!(parse("email").unwrap(), MaskSpec::Email);
         assert_eq!(parse("null").unwrap(), MaskSpec::Null);
         assert_eq!(parse("'null'").unwrap(), MaskSpec::Null);
-        assert_eq!(parse("cn_id").unwrap(), MaskSpec::CnId { keep_birth_year: false });
+        assert_eq!(
+            parse("cn_id").unwrap(),
+            MaskSpec::CnId {
+                keep_birth_year: false
+            }
+        );
         assert_eq!(
             parse("{ partial: { keep_first: 3, keep_last: 4 } }").unwrap(),
-            MaskSpec::Partial { keep_first: 3, keep_last: 4, fill: '*', fixed_length: None }
+            MaskSpec::Partial {
+                keep_first: 3,
+                keep_last: 4,
+                fill: '*',
+                fixed_length: None
+            }
         );
         assert_eq!(
             parse("partial:\n  keep_first: 1\n  fill: '#'\n  fixed_length: 3\n").unwrap(),
-            MaskSpec::Partial { keep_first: 1, keep_last: 0, fill: '#', fixed_length: Some(3) }
+            MaskSpec::Partial {
+                keep_first: 1,
+                keep_last: 0,
+                fill: '#',
+                fixed_length: Some(3)
+            }
         );
         assert_eq!(
             parse("{ cn_id: { keep_birth_year: true } }").unwrap(),
-            MaskSpec::CnId { keep_birth_year: true }
+            MaskSpec::CnId {
+                keep_birth_year: true
+            }
         );
         assert_eq!(
             parse("{ token: { format: cn_id, key: main } }").unwrap(),
-            MaskSpec::Token { format: TokenFormat::CnId, key: "main".into() }
+            MaskSpec::Token {
+                format: TokenFormat::CnId,
+                key: "main".into()
+            }
         );
-        assert_eq!(parse("{ date_trunc: { to: year } }").unwrap(), MaskSpec::DateTrunc { to: TruncUnit::Year });
+        assert_eq!(
+            parse("{ date_trunc: { to: year } }").unwrap(),
+            MaskSpec::DateTrunc { to: TruncUnit::Year }
+        );
         assert_eq!(
             parse("{ bucket: { width: 10000 } }").unwrap(),
-            MaskSpec::Bucket { width: Decimal { mant: 10000, scale: 0 } }
+            MaskSpec::Bucket {
+                width: Decimal {
+                    mant: 10000,
+                    scale: 0
+                }
+            }
         );
         assert_eq!(
             parse("{ round: { step: 0.05 } }").unwrap(),
-            MaskSpec::Round { step: Decimal { mant: 5, scale: 2 } }
+            MaskSpec::Round {
+                step: Decimal { mant: 5, scale: 2 }
+            }
         );
         assert_eq!(
             parse("{ regex: { pattern: \"([0-9]{3})(.*)\", keep: [1] } }").unwrap(),
-            MaskSpec::Regex { pattern: "([0-9]{3})(.*)".into(), keep: vec![1] }
+            MaskSpec::Regex {
+                pattern: "([0-9]{3})(.*)".into(),
+                keep: vec![1]
+            }
         );
         assert_eq!(
             parse("{ noise: { ratio: 0.05, key: main } }").unwrap(),
-            MaskSpec::Noise { ratio: 0.05, key: "main".into() }
+            MaskSpec::Noise {
+                ratio: 0.05,
+                key: "main".into()
+            }
         );
     }
 
@@ -487,7 +567,9 @@ mod tests {
         assert!(parse("emial").unwrap_err().contains("unknown mask 'emial'"));
         assert!(parse("{ partial: { keep_frist: 3 } }").is_err());
         assert!(parse("{ cn_id: { keep_birth_year: true, extra: 1 } }").is_err());
-        assert!(parse("{ email: {}, phone: {} }").unwrap_err().contains("single-key"));
+        assert!(parse("{ email: {}, phone: {} }")
+            .unwrap_err()
+            .contains("single-key"));
         assert!(parse("partial").unwrap_err().contains("needs parameters"));
         assert!(parse("{ bucket: { width: -5 } }").is_err());
         assert!(parse("{ bucket: { width: 0 } }").is_err());

@@ -89,7 +89,11 @@ fn leading_typmod(rest: &str) -> Option<&str> {
     }
     let end = rest.find(')')?;
     let inner = &rest[1..end];
-    if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b'-' || b == b' ') {
+    if inner.is_empty()
+        || !inner
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b',' || b == b'-' || b == b' ')
+    {
         return None;
     }
     Some(&rest[..=end])
@@ -99,10 +103,22 @@ fn leading_typmod(rest: &str) -> Option<&str> {
 pub(crate) fn cast_target(ty: &ColumnType, sql_type: &str) -> String {
     let sql_type = sql_type.trim();
     match ty {
-        ColumnType::Text { oid: 1043, max_chars: Some(n) } => format!("pg_catalog.varchar({n})"),
-        ColumnType::Text { oid: 1043, max_chars: None } => "pg_catalog.varchar".into(),
-        ColumnType::Text { oid: 1042, max_chars: Some(n) } => format!("pg_catalog.bpchar({n})"),
-        ColumnType::Text { oid: 1042, max_chars: None } => "pg_catalog.bpchar".into(),
+        ColumnType::Text {
+            oid: 1043,
+            max_chars: Some(n),
+        } => format!("pg_catalog.varchar({n})"),
+        ColumnType::Text {
+            oid: 1043,
+            max_chars: None,
+        } => "pg_catalog.varchar".into(),
+        ColumnType::Text {
+            oid: 1042,
+            max_chars: Some(n),
+        } => format!("pg_catalog.bpchar({n})"),
+        ColumnType::Text {
+            oid: 1042,
+            max_chars: None,
+        } => "pg_catalog.bpchar".into(),
         ColumnType::Text { oid: 19, .. } => "pg_catalog.name".into(),
         ColumnType::Text { .. } => "pg_catalog.text".into(),
         ColumnType::Int2 => "pg_catalog.int2".into(),
@@ -114,7 +130,11 @@ pub(crate) fn cast_target(ty: &ColumnType, sql_type: &str) -> String {
         ColumnType::Float8 => "pg_catalog.float8".into(),
         ColumnType::Date => "pg_catalog.date".into(),
         ColumnType::Timestamp | ColumnType::Timestamptz => {
-            let base = if matches!(ty, ColumnType::Timestamp) { "timestamp" } else { "timestamptz" };
+            let base = if matches!(ty, ColumnType::Timestamp) {
+                "timestamp"
+            } else {
+                "timestamptz"
+            };
             match sql_type.strip_prefix("timestamp").and_then(leading_typmod) {
                 Some(m) => format!("pg_catalog.{base}{m}"),
                 None => format!("pg_catalog.{base}"),

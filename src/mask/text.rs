@@ -9,8 +9,8 @@
 //!
 //! Invariant: characters are Unicode scalar values (PostgreSQL's `char_length` in a UTF8
 //! database); no output ever cuts a UTF-8 sequence.
-use super::sqlgen::{call, case, concat, len, lit, matches, op, repeat};
 use super::spec::MaskSpec;
+use super::sqlgen::{call, case, concat, len, lit, matches, op, repeat};
 use super::MaskError;
 
 /// The redact constant for text, and the output for values a mask cannot parse where noted.
@@ -19,11 +19,20 @@ pub(crate) const REDACTED: &str = "****";
 /// A text mask resolved from its spec.
 #[derive(Debug, Clone)]
 pub(crate) enum TextMask {
-    Partial { keep_first: usize, keep_last: usize, fill: char, fixed: Option<usize> },
+    Partial {
+        keep_first: usize,
+        keep_last: usize,
+        fill: char,
+        fixed: Option<usize>,
+    },
     Email,
     Phone,
-    CnId { keep_birth_year: bool },
-    BankCard { keep_bin: bool },
+    CnId {
+        keep_birth_year: bool,
+    },
+    BankCard {
+        keep_bin: bool,
+    },
     CnName,
     Address,
     Uscc,
@@ -31,23 +40,84 @@ pub(crate) enum TextMask {
 
 /// Compound (two-character) Chinese surnames kept whole by `cn_name`.
 pub(crate) const COMPOUND_SURNAMES: &[&str] = &[
-    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "夏侯", "令狐", "宇文", "司徒",
-    "轩辕", "端木", "独孤", "南宫", "西门", "万俟", "闻人", "赫连", "澹台", "公冶", "宗政", "濮阳", "淳于", "单于",
-    "太叔", "申屠", "钟离", "呼延", "百里", "东郭", "南门", "羊舌", "微生", "梁丘", "左丘", "东门", "第五", "拓跋",
-    "公羊", "司空", "闾丘", "亓官", "司寇", "子车", "颛孙", "巫马", "公西", "漆雕", "乐正", "壤驷", "谷梁", "宰父",
-    "夹谷", "段干", "鲜于", "完颜", "耶律", "公良", "仲孙", "叔孙", "西陵",
+    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "夏侯", "令狐", "宇文",
+    "司徒", "轩辕", "端木", "独孤", "南宫", "西门", "万俟", "闻人", "赫连", "澹台", "公冶", "宗政", "濮阳",
+    "淳于", "单于", "太叔", "申屠", "钟离", "呼延", "百里", "东郭", "南门", "羊舌", "微生", "梁丘", "左丘",
+    "东门", "第五", "拓跋", "公羊", "司空", "闾丘", "亓官", "司寇", "子车", "颛孙", "巫马", "公西", "漆雕",
+    "乐正", "壤驷", "谷梁", "宰父", "夹谷", "段干", "鲜于", "完颜", "耶律", "公良", "仲孙", "叔孙", "西陵",
 ];
 
 /// Province-level names, full and short, as an address may start with them. The longest one
 /// that prefixes the address wins (PostgreSQL's regex alternation prefers the longest match too).
 pub(crate) const PROVINCES: &[&str] = &[
-    "北京市", "天津市", "上海市", "重庆市", "河北省", "山西省", "辽宁省", "吉林省", "黑龙江省", "江苏省", "浙江省",
-    "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省", "海南省", "四川省", "贵州省",
-    "云南省", "陕西省", "甘肃省", "青海省", "台湾省", "内蒙古自治区", "广西壮族自治区", "西藏自治区",
-    "宁夏回族自治区", "新疆维吾尔自治区", "香港特别行政区", "澳门特别行政区", "北京", "天津", "上海", "重庆",
-    "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建", "江西", "山东", "河南", "湖北",
-    "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西", "甘肃", "青海", "台湾", "内蒙古", "广西", "西藏",
-    "宁夏", "新疆", "香港", "澳门",
+    "北京市",
+    "天津市",
+    "上海市",
+    "重庆市",
+    "河北省",
+    "山西省",
+    "辽宁省",
+    "吉林省",
+    "黑龙江省",
+    "江苏省",
+    "浙江省",
+    "安徽省",
+    "福建省",
+    "江西省",
+    "山东省",
+    "河南省",
+    "湖北省",
+    "湖南省",
+    "广东省",
+    "海南省",
+    "四川省",
+    "贵州省",
+    "云南省",
+    "陕西省",
+    "甘肃省",
+    "青海省",
+    "台湾省",
+    "内蒙古自治区",
+    "广西壮族自治区",
+    "西藏自治区",
+    "宁夏回族自治区",
+    "新疆维吾尔自治区",
+    "香港特别行政区",
+    "澳门特别行政区",
+    "北京",
+    "天津",
+    "上海",
+    "重庆",
+    "河北",
+    "山西",
+    "辽宁",
+    "吉林",
+    "黑龙江",
+    "江苏",
+    "浙江",
+    "安徽",
+    "福建",
+    "江西",
+    "山东",
+    "河南",
+    "湖北",
+    "湖南",
+    "广东",
+    "海南",
+    "四川",
+    "贵州",
+    "云南",
+    "陕西",
+    "甘肃",
+    "青海",
+    "台湾",
+    "内蒙古",
+    "广西",
+    "西藏",
+    "宁夏",
+    "新疆",
+    "香港",
+    "澳门",
 ];
 
 /// Municipalities and SARs: province-level, so the address keeps only that level.
@@ -62,9 +132,9 @@ const MAX_CITY_CHARS: usize = 11;
 
 /// Two-digit ITU country codes (E.164); 1 and 7 are one digit, all others three.
 const CC2: &[&[u8; 2]] = &[
-    b"20", b"27", b"30", b"31", b"32", b"33", b"34", b"36", b"39", b"40", b"41", b"43", b"44", b"45", b"46", b"47",
-    b"48", b"49", b"51", b"52", b"53", b"54", b"55", b"56", b"57", b"58", b"60", b"61", b"62", b"63", b"64", b"65",
-    b"66", b"81", b"82", b"84", b"86", b"90", b"91", b"92", b"93", b"94", b"95", b"98",
+    b"20", b"27", b"30", b"31", b"32", b"33", b"34", b"36", b"39", b"40", b"41", b"43", b"44", b"45", b"46",
+    b"47", b"48", b"49", b"51", b"52", b"53", b"54", b"55", b"56", b"57", b"58", b"60", b"61", b"62", b"63",
+    b"64", b"65", b"66", b"81", b"82", b"84", b"86", b"90", b"91", b"92", b"93", b"94", b"95", b"98",
 ];
 /// The same table as a regex for the SQL twin.
 const CC2_RE: &str = "^\\+(2[07]|3[0-469]|4[013-9]|5[1-8]|6[0-6]|8[1246]|9[0-58])";
@@ -75,10 +145,20 @@ const MOBILE_RE: &str = "^(\\+?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}$";
 impl TextMask {
     pub(crate) fn new(spec: &MaskSpec) -> Result<TextMask, MaskError> {
         Ok(match spec {
-            MaskSpec::Partial { keep_first, keep_last, fill, fixed_length } => {
-                let bad = |reason: String| MaskError::BadParam { mask: "partial", reason };
+            MaskSpec::Partial {
+                keep_first,
+                keep_last,
+                fill,
+                fixed_length,
+            } => {
+                let bad = |reason: String| MaskError::BadParam {
+                    mask: "partial",
+                    reason,
+                };
                 if *keep_first > 1000 || *keep_last > 1000 || fixed_length.is_some_and(|f| f > 1000) {
-                    return Err(bad("keep_first, keep_last and fixed_length must be at most 1000".into()));
+                    return Err(bad(
+                        "keep_first, keep_last and fixed_length must be at most 1000".into()
+                    ));
                 }
                 if *fill == '\0' {
                     return Err(bad("fill must not be NUL".into()));
@@ -92,22 +172,30 @@ impl TextMask {
             }
             MaskSpec::Email => TextMask::Email,
             MaskSpec::Phone => TextMask::Phone,
-            MaskSpec::CnId { keep_birth_year } => TextMask::CnId { keep_birth_year: *keep_birth_year },
+            MaskSpec::CnId { keep_birth_year } => TextMask::CnId {
+                keep_birth_year: *keep_birth_year,
+            },
             MaskSpec::BankCard { keep_bin } => TextMask::BankCard { keep_bin: *keep_bin },
             MaskSpec::CnName => TextMask::CnName,
             MaskSpec::Address => TextMask::Address,
             MaskSpec::Uscc => TextMask::Uscc,
             other => {
-                return Err(MaskError::BadParam { mask: other.name(), reason: "not a text mask".into() });
+                return Err(MaskError::BadParam {
+                    mask: other.name(),
+                    reason: "not a text mask".into(),
+                });
             }
         })
     }
 
     pub(crate) fn apply(&self, s: &str, out: &mut Vec<u8>) {
         match self {
-            TextMask::Partial { keep_first, keep_last, fill, fixed } => {
-                partial(s, *keep_first, *keep_last, *fill, *fixed, out)
-            }
+            TextMask::Partial {
+                keep_first,
+                keep_last,
+                fill,
+                fixed,
+            } => partial(s, *keep_first, *keep_last, *fill, *fixed, out),
             TextMask::Email => email(s, out),
             TextMask::Phone => phone(s, out),
             TextMask::CnId { keep_birth_year } => cn_id(s, *keep_birth_year, out),
@@ -122,7 +210,12 @@ impl TextMask {
         let n = len(t);
         let stars = || repeat("*", &n);
         match self {
-            TextMask::Partial { keep_first, keep_last, fill, fixed } => {
+            TextMask::Partial {
+                keep_first,
+                keep_last,
+                fill,
+                fixed,
+            } => {
                 let f = fill.to_string();
                 let (kf, kl) = (*keep_first, *keep_last);
                 let middle = match fixed {
@@ -147,7 +240,10 @@ impl TextMask {
                     &lit(""),
                 );
                 let masked = concat(&[first, lit("*****@"), call("right", &[t, &dlen])]);
-                case(&[(op(&call("strpos", &[tc, &lit("@")]), "=", "0"), lit("*****"))], &masked)
+                case(
+                    &[(op(&call("strpos", &[tc, &lit("@")]), "=", "0"), lit("*****"))],
+                    &masked,
+                )
             }
             TextMask::Phone => {
                 // Mobile: hide the 4 digits before the last 4 (and their separator).
@@ -170,7 +266,10 @@ impl TextMask {
                     call("left", &[t, &op(&cc, "+", "1")]),
                     repeat("*", &op(&op(&n, "-", &cc), "-", "1")),
                 ]);
-                case(&[(matches(tc, MOBILE_RE), mobile), (op(&cc, ">", "0"), intl)], &stars())
+                case(
+                    &[(matches(tc, MOBILE_RE), mobile), (op(&cc, ">", "0"), intl)],
+                    &stars(),
+                )
             }
             TextMask::CnId { keep_birth_year } => {
                 let (k18, k15) = if *keep_birth_year { (10, 8) } else { (6, 6) };
@@ -201,17 +300,27 @@ impl TextMask {
                 let compound = format!(
                     "{} OPERATOR(pg_catalog.=) ANY (ARRAY[{}])",
                     call("left", &[tc, "2"]),
-                    COMPOUND_SURNAMES.iter().map(|s| lit(s)).collect::<Vec<_>>().join(", ")
+                    COMPOUND_SURNAMES
+                        .iter()
+                        .map(|s| lit(s))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 let surname = case(
-                    &[(format!("({} AND {compound})", op(&n, ">=", "3")), call("left", &[t, "2"]))],
+                    &[(
+                        format!("({} AND {compound})", op(&n, ">=", "3")),
+                        call("left", &[t, "2"]),
+                    )],
                     &call("left", &[t, "1"]),
                 );
                 concat(&[surname, lit("**")])
             }
             TextMask::Address => address_sql(t, tc),
             TextMask::Uscc => case(
-                &[(matches(tc, "^[0-9A-Z]{18}$"), concat(&[call("left", &[t, "8"]), lit("**********")]))],
+                &[(
+                    matches(tc, "^[0-9A-Z]{18}$"),
+                    concat(&[call("left", &[t, "8"]), lit("**********")]),
+                )],
                 &stars(),
             ),
         }
@@ -463,7 +572,12 @@ fn uscc(s: &str, out: &mut Vec<u8>) {
 
 /// Byte length of the longest province name prefixing `s` (0 if none).
 fn province_prefix(s: &str) -> usize {
-    PROVINCES.iter().filter(|p| s.starts_with(*p)).map(|p| p.len()).max().unwrap_or(0)
+    PROVINCES
+        .iter()
+        .filter(|p| s.starts_with(*p))
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(0)
 }
 
 fn is_cjk(c: char) -> bool {
@@ -530,7 +644,11 @@ fn address_sql(t: &str, tc: &str) -> String {
         "({} AND {} OPERATOR(pg_catalog.=) ANY (ARRAY[{}]))",
         op(&p, ">", "0"),
         call("left", &[tc, "2"]),
-        MUNICIPALITIES.iter().map(|m| lit(m)).collect::<Vec<_>>().join(", ")
+        MUNICIPALITIES
+            .iter()
+            .map(|m| lit(m))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     case(
         &[
@@ -554,14 +672,27 @@ mod tests {
 
     #[test]
     fn examples() {
-        let p = TextMask::Partial { keep_first: 3, keep_last: 4, fill: '*', fixed: None };
+        let p = TextMask::Partial {
+            keep_first: 3,
+            keep_last: 4,
+            fill: '*',
+            fixed: None,
+        };
         assert_eq!(run(&p, "13812345678"), "138****5678");
         assert_eq!(run(&p, "短"), "*");
         assert_eq!(run(&p, "张三丰的名字很长很长"), "张三丰***很长很长");
-        let pf = TextMask::Partial { keep_first: 1, keep_last: 1, fill: '#', fixed: Some(3) };
+        let pf = TextMask::Partial {
+            keep_first: 1,
+            keep_last: 1,
+            fill: '#',
+            fixed: Some(3),
+        };
         assert_eq!(run(&pf, "abcdefgh"), "a###h");
         assert_eq!(run(&pf, "ab"), "#####");
-        assert_eq!(run(&TextMask::Email, "zhang.san@example.com"), "z*****@example.com");
+        assert_eq!(
+            run(&TextMask::Email, "zhang.san@example.com"),
+            "z*****@example.com"
+        );
         assert_eq!(run(&TextMask::Email, "a@b@c.cn"), "a*****@c.cn");
         assert_eq!(run(&TextMask::Email, "@x.cn"), "*****@x.cn");
         assert_eq!(run(&TextMask::Email, "none"), "*****");
@@ -573,22 +704,72 @@ mod tests {
         assert_eq!(run(&TextMask::Phone, "+852 2123 4567"), "+852**********");
         assert_eq!(run(&TextMask::Phone, "010-12345678"), "************");
         assert_eq!(run(&TextMask::Phone, "12812345678"), "***********");
-        assert_eq!(run(&TextMask::CnId { keep_birth_year: false }, "11010519491231002X"), "110105************");
-        assert_eq!(run(&TextMask::CnId { keep_birth_year: true }, "11010519491231002X"), "1101051949********");
-        assert_eq!(run(&TextMask::CnId { keep_birth_year: false }, "110105491231002"), "110105*********");
-        assert_eq!(run(&TextMask::CnId { keep_birth_year: false }, "bad"), "***");
-        assert_eq!(run(&TextMask::BankCard { keep_bin: false }, "6222021234567890"), "************7890");
-        assert_eq!(run(&TextMask::BankCard { keep_bin: true }, "6222021234567890"), "622202******7890");
+        assert_eq!(
+            run(
+                &TextMask::CnId {
+                    keep_birth_year: false
+                },
+                "11010519491231002X"
+            ),
+            "110105************"
+        );
+        assert_eq!(
+            run(
+                &TextMask::CnId {
+                    keep_birth_year: true
+                },
+                "11010519491231002X"
+            ),
+            "1101051949********"
+        );
+        assert_eq!(
+            run(
+                &TextMask::CnId {
+                    keep_birth_year: false
+                },
+                "110105491231002"
+            ),
+            "110105*********"
+        );
+        assert_eq!(
+            run(
+                &TextMask::CnId {
+                    keep_birth_year: false
+                },
+                "bad"
+            ),
+            "***"
+        );
+        assert_eq!(
+            run(&TextMask::BankCard { keep_bin: false }, "6222021234567890"),
+            "************7890"
+        );
+        assert_eq!(
+            run(&TextMask::BankCard { keep_bin: true }, "6222021234567890"),
+            "622202******7890"
+        );
         assert_eq!(run(&TextMask::CnName, "欧阳娜娜"), "欧阳**");
         assert_eq!(run(&TextMask::CnName, "张三"), "张**");
         assert_eq!(run(&TextMask::CnName, "司马"), "司**");
         assert_eq!(run(&TextMask::CnName, ""), "**");
-        assert_eq!(run(&TextMask::Address, "广东省深圳市南山区科技园路1号"), "广东省深圳市");
-        assert_eq!(run(&TextMask::Address, "福建省福州市鼓楼区五四路"), "福建省福州市");
+        assert_eq!(
+            run(&TextMask::Address, "广东省深圳市南山区科技园路1号"),
+            "广东省深圳市"
+        );
+        assert_eq!(
+            run(&TextMask::Address, "福建省福州市鼓楼区五四路"),
+            "福建省福州市"
+        );
         assert_eq!(run(&TextMask::Address, "北京市朝阳区建国路88号"), "北京市");
         assert_eq!(run(&TextMask::Address, "上海浦东新区"), "上海");
-        assert_eq!(run(&TextMask::Address, "新疆维吾尔自治区伊犁哈萨克自治州伊宁市"), "新疆维吾尔自治区伊犁哈萨克自治州");
-        assert_eq!(run(&TextMask::Address, "内蒙古自治区锡林郭勒盟锡林浩特市"), "内蒙古自治区锡林郭勒盟");
+        assert_eq!(
+            run(&TextMask::Address, "新疆维吾尔自治区伊犁哈萨克自治州伊宁市"),
+            "新疆维吾尔自治区伊犁哈萨克自治州"
+        );
+        assert_eq!(
+            run(&TextMask::Address, "内蒙古自治区锡林郭勒盟锡林浩特市"),
+            "内蒙古自治区锡林郭勒盟"
+        );
         assert_eq!(run(&TextMask::Address, "深圳市南山区"), "深圳市");
         assert_eq!(run(&TextMask::Address, "1600 Amphitheatre Pkwy"), "****");
         assert_eq!(run(&TextMask::Uscc, "91440300MA5EXAMPLE"), "91440300**********");

@@ -38,19 +38,32 @@ struct Keyed {
 impl std::fmt::Debug for Keyed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key.
-        f.debug_struct("Keyed").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("Keyed")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
 impl Keyed {
     fn new(key_id: &str, keys: &Keys) -> Result<Keyed, MaskError> {
-        let key = keys.keys.get(key_id).ok_or_else(|| MaskError::UnknownKey(key_id.to_string()))?;
+        let key = keys
+            .keys
+            .get(key_id)
+            .ok_or_else(|| MaskError::UnknownKey(key_id.to_string()))?;
         if key.len() < MIN_KEY_BYTES {
-            return Err(MaskError::ShortKey { id: key_id.to_string(), len: key.len() });
+            return Err(MaskError::ShortKey {
+                id: key_id.to_string(),
+                len: key.len(),
+            });
         }
-        let mac = HmacSha256::new_from_slice(key)
-            .map_err(|e| MaskError::BadParam { mask: "token", reason: format!("key '{key_id}': {e}") })?;
-        Ok(Keyed { key_id: key_id.to_string(), mac })
+        let mac = HmacSha256::new_from_slice(key).map_err(|e| MaskError::BadParam {
+            mask: "token",
+            reason: format!("key '{key_id}': {e}"),
+        })?;
+        Ok(Keyed {
+            key_id: key_id.to_string(),
+            mac,
+        })
     }
 
     fn digest(&self, tag: &[u8], value: &[u8]) -> [u8; 32] {
@@ -83,9 +96,9 @@ const TEXT_TOKEN_CHARS: usize = 26;
 
 /// Mainland mobile prefixes in use (MIIT numbering plan).
 const MOBILE_PREFIXES: &[u16] = &[
-    130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 145, 147, 149, 150, 151, 152, 153, 155, 156, 157, 158, 159,
-    162, 165, 166, 167, 170, 171, 172, 173, 175, 176, 177, 178, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189,
-    190, 191, 192, 193, 195, 196, 197, 198, 199,
+    130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 145, 147, 149, 150, 151, 152, 153, 155, 156, 157, 158,
+    159, 162, 165, 166, 167, 170, 171, 172, 173, 175, 176, 177, 178, 180, 181, 182, 183, 184, 185, 186, 187,
+    188, 189, 190, 191, 192, 193, 195, 196, 197, 198, 199,
 ];
 
 /// Birth dates of resident-ID tokens: 1950-01-01 plus 0..BIRTH_DAYS days (to 2005-12-31).
@@ -103,14 +116,19 @@ impl TokenMask {
         if format == TokenFormat::Text
             && (key_id.is_empty()
                 || key_id.len() > 32
-                || !key_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+                || !key_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
         {
             return Err(MaskError::BadParam {
                 mask: "token",
                 reason: format!("key id {key_id:?} goes into text tokens: use 1-32 of [A-Za-z0-9_-]"),
             });
         }
-        Ok(TokenMask { keyed: Keyed::new(key_id, keys)?, format })
+        Ok(TokenMask {
+            keyed: Keyed::new(key_id, keys)?,
+            format,
+        })
     }
 
     pub(crate) fn format_name(&self) -> &'static str {
@@ -281,9 +299,15 @@ pub(crate) struct NoiseMask {
 impl NoiseMask {
     pub(crate) fn new(ratio: f64, key_id: &str, keys: &Keys) -> Result<NoiseMask, MaskError> {
         if !(ratio > 0.0 && ratio <= 1.0) {
-            return Err(MaskError::BadParam { mask: "noise", reason: format!("ratio must be in (0, 1], got {ratio}") });
+            return Err(MaskError::BadParam {
+                mask: "noise",
+                reason: format!("ratio must be in (0, 1], got {ratio}"),
+            });
         }
-        Ok(NoiseMask { keyed: Keyed::new(key_id, keys)?, ratio })
+        Ok(NoiseMask {
+            keyed: Keyed::new(key_id, keys)?,
+            ratio,
+        })
     }
 
     /// The multiplier for a value (given by its canonical bytes).

@@ -66,6 +66,7 @@ pub fn compile(
         errors: Vec::new(),
         table_masks: HashMap::new(),
         redact: builtin("redact"),
+        default_masks: HashMap::new(),
         null: builtin("null"),
     };
     c.check_tables();
@@ -86,6 +87,9 @@ pub fn compile(
     }
 }
 
+/// A built-in mask with its name (`redact`, `null`).
+type LabelledMask = (Arc<Mask>, &'static str);
+
 struct Compiler<'a> {
     rules: &'a RuleSet,
     catalog: &'a Catalog,
@@ -96,6 +100,9 @@ struct Compiler<'a> {
     table_masks: HashMap<ColumnName, Arc<Mask>>,
     redact: Option<MaskSpec>,
     null: Option<MaskSpec>,
+    /// `default: mask` masks by column type (type oid, typmod), built once per type: a
+    /// large catalog has many columns but few types.
+    default_masks: HashMap<(u32, i32), Option<LabelledMask>>,
 }
 
 impl<'a> Compiler<'a> {
@@ -276,7 +283,25 @@ impl<'a> Compiler<'a> {
         }
         let mut tables = HashMap::new();
         let cat = self.catalog;
+        // Relations some rule of this role names; with `default: clear` all others are
+        // unprotected and skipped without building their column plans.
+        let ruled: HashSet<crate::rules::TableName> = self
+            .rules
+            .tables
+            .keys()
+            .cloned()
+            .chain(role.masks.keys().map(|c| c.table.clone()))
+            .chain(role.row_filters.keys().cloned())
+            .collect();
         for rel in cat.relations.values() {
+            if role.default == DefaultAction::Clear
+                && !ruled.contains(&crate::rules::TableName::new(
+                    rel.schema.clone(),
+                    rel.name.clone(),
+                ))
+            {
+                continue;
+            }
             let mut columns = Vec::with_capacity(rel.columns.len());
             for col in &rel.columns {
                 let (action, rule) = self.action(role, rel, col);
@@ -427,17 +452,27 @@ impl<'a> Compiler<'a> {
         // default masks of the tables under them apply.
         let is_view = matches!(rel.kind, RelKind::View | RelKind::MaterializedView);
         if role.default == DefaultAction::Mask && !is_view && !SYSTEM_SCHEMAS.contains(&rel.schema.as_str()) {
-            let ty = column_type(col);
-            for (spec, label) in [(&self.redact, "redact"), (&self.null, "null")] {
-                if let Some(spec) = spec {
-                    if let Ok(m) = Mask::new(spec, &ty, self.keys) {
-                        let what = format!("{name} (role {} default: mask, {label})", role.name);
-                        return (
-                            ColumnAction::Mask(Arc::new(m)),
-                            Some(rule_ref(&role.default_source, what)),
-                        );
-                    }
+            let default_mask = match self.default_masks.get(&(col.type_oid, col.typmod)) {
+                Some(m) => m.clone(),
+                None => {
+                    let ty = column_type(col);
+                    let built = [(&self.redact, "redact"), (&self.null, "null")]
+                        .into_iter()
+                        .find_map(|(spec, label)| {
+                            let m = Mask::new(spec.as_ref()?, &ty, self.keys).ok()?;
+                            Some((Arc::new(m), label))
+                        });
+                    self.default_masks
+                        .insert((col.type_oid, col.typmod), built.clone());
+                    built
                 }
+            };
+            if let Some((mask, label)) = default_mask {
+                let what = format!("{name} (role {} default: mask, {label})", role.name);
+                return (
+                    ColumnAction::Mask(mask),
+                    Some(rule_ref(&role.default_source, what)),
+                );
             }
             let what = format!(
                 "{name} (role {} default: mask; no mask fits {})",
@@ -474,10 +509,7 @@ pub fn describe(plan: &RolePlan) -> Vec<(String, String, String)> {
             let a = match &c.action {
                 ColumnAction::Clear => continue,
                 ColumnAction::Deny => "deny".to_string(),
-                ColumnAction::Mask(_) => {
-                    let what = c.rule.as_ref().map(|r| r.what.as_str()).unwrap_or("");
-                    format!("mask {}", mask_label(what))
-                }
+                ColumnAction::Mask(m) => format!("mask {}", m.spec().name()),
             };
             out.insert((format!("{}.{}", t.schema, t.name), c.name.clone()), a);
         }
@@ -489,25 +521,4 @@ pub fn describe(plan: &RolePlan) -> Vec<(String, String, String)> {
         }
     }
     out.into_iter().map(|((t, c), a)| (t, c, a)).collect()
-}
-
-/// The mask name out of a RuleRef's `what` (`... mask phone; ...` or `... masks: token ...`).
-fn mask_label(what: &str) -> String {
-    if let Some(i) = what.find("mask ") {
-        let rest = &what[i + 5..];
-        return rest
-            .split(';')
-            .next()
-            .unwrap_or(rest)
-            .trim_end_matches(')')
-            .to_string();
-    }
-    if let Some(i) = what.find("masks: ") {
-        let rest = &what[i + 7..];
-        return rest.trim_end_matches(')').to_string();
-    }
-    if what.contains("default: mask") {
-        return "redact (default)".to_string();
-    }
-    String::new()
 }

@@ -74,8 +74,13 @@ pub fn report_at(
 /// by a stand-in for compiling: masks are described by their spec and key id, never by key
 /// bytes, so the report is the same.
 pub async fn run_report(rules_dir: &Path, upstream: Option<&str>, format: Format) -> anyhow::Result<String> {
-    let rules = rules::load_dir(rules_dir)
-        .map_err(|e| anyhow!("rules in {} are invalid:\n{}", rules_dir.display(), rules::format_errors(&e)))?;
+    let rules = rules::load_dir(rules_dir).map_err(|e| {
+        anyhow!(
+            "rules in {} are invalid:\n{}",
+            rules_dir.display(),
+            rules::format_errors(&e)
+        )
+    })?;
     let Some(url) = upstream else {
         return Ok(report(&rules, &HashMap::new(), None, None, format));
     };
@@ -83,7 +88,9 @@ pub async fn run_report(rules_dir: &Path, upstream: Option<&str>, format: Format
     let client = crate::upstream::internal_client(&cfg)
         .await
         .with_context(|| format!("cannot connect to {}", cfg.display()))?;
-    let catalog = crate::catalog::load::load(&client, 1).await.context("cannot read the upstream catalog")?;
+    let catalog = crate::catalog::load::load(&client, 1)
+        .await
+        .context("cannot read the upstream catalog")?;
     drop(client);
     let keys = rules::load_keys(&rules).unwrap_or_else(|_| stand_in_keys(&rules));
     let plans = crate::policy::compile::compile(&rules, &catalog, &keys)

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, RelKind};
 use crate::mask::{ColumnType, Mask, MaskSpec};
 use crate::policy::{ColumnAction, RolePlan, RuleRef};
-use crate::rules::{Class, ColumnName, DefaultAction, KeySource, Login, Override, RoleRule, RuleSet, Source, TableName};
+use crate::rules::{
+    Class, ColumnName, DefaultAction, KeySource, Login, Override, RoleRule, RuleSet, Source, TableName,
+};
 use crate::scan::Finding;
 
 /// Schemas whose relations the report does not list as "other relations".
@@ -52,7 +54,8 @@ pub struct RoleEntry {
     pub logins: Vec<LoginEntry>,
     pub row_filters: Vec<RowFilterEntry>,
     pub tables: Vec<TableEntry>,
-    /// User relations every column of which is clear for this role (catalog known).
+    /// User tables every column of which is clear for this role (catalog known; views are
+    /// read through the rules of their tables, so they are not listed).
     pub clear_relations: Vec<String>,
     pub counts: Counts,
 }
@@ -183,17 +186,28 @@ fn guess_type(spec: &MaskSpec) -> ColumnType {
     match spec {
         MaskSpec::DateTrunc { .. } => ColumnType::Date,
         MaskSpec::Bucket { .. } | MaskSpec::Round { .. } | MaskSpec::Noise { .. } => ColumnType::Numeric,
-        _ => ColumnType::Text { oid: 25, max_chars: None },
+        _ => ColumnType::Text {
+            oid: 25,
+            max_chars: None,
+        },
     }
 }
 
 /// What the rules say a role gets for one ruled column (the order `policy::compile` uses).
-fn from_rules(rules: &RuleSet, role: &RoleRule, name: &ColumnName) -> (Gets, Option<(String, MaskSpec)>, Option<String>) {
+fn from_rules(
+    rules: &RuleSet,
+    role: &RoleRule,
+    name: &ColumnName,
+) -> (Gets, Option<(String, MaskSpec)>, Option<String>) {
     if let Some(ov) = role.masks.get(name) {
         return match &ov.action {
             Override::Clear => (Gets::Clear, None, Some(source(&ov.source))),
             Override::Deny => (Gets::Denied, None, Some(source(&ov.source))),
-            Override::Mask(m) => (Gets::Masked, Some((m.text.clone(), m.spec.clone())), Some(source(&ov.source))),
+            Override::Mask(m) => (
+                Gets::Masked,
+                Some((m.text.clone(), m.spec.clone())),
+                Some(source(&ov.source)),
+            ),
         };
     }
     let Some(rule) = rules.tables.get(&name.table).and_then(|t| t.get(&name.column)) else {
@@ -214,7 +228,11 @@ fn from_rules(rules: &RuleSet, role: &RoleRule, name: &ColumnName) -> (Gets, Opt
 }
 
 fn class_of(rules: &RuleSet, name: &ColumnName) -> Option<String> {
-    rules.tables.get(&name.table).and_then(|t| t.get(&name.column)).map(|r| r.class.to_string())
+    rules
+        .tables
+        .get(&name.table)
+        .and_then(|t| t.get(&name.column))
+        .map(|r| r.class.to_string())
 }
 
 pub fn build(
@@ -260,7 +278,11 @@ pub fn build(
         rules_files: rules
             .files
             .iter()
-            .map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+            .map(|f| {
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
             .collect(),
         catalog_relations: catalog.map(|c| c.relations.len()),
         keys: rules
@@ -284,35 +306,59 @@ pub fn build(
 fn role_header(rules: &RuleSet, role: &RoleRule, now: DateTime<Utc>) -> RoleEntry {
     let mut limits = Vec::new();
     if let Some(ms) = role.limits.statement_timeout_ms {
-        limits.push(LimitEntry { name: "statement_timeout".into(), value: duration_ms(ms) });
+        limits.push(LimitEntry {
+            name: "statement_timeout".into(),
+            value: duration_ms(ms),
+        });
     }
     if let Some(n) = role.limits.max_rows {
-        limits.push(LimitEntry { name: "max_rows".into(), value: n.to_string() });
+        limits.push(LimitEntry {
+            name: "max_rows".into(),
+            value: n.to_string(),
+        });
     }
     if let Some(n) = role.limits.max_sessions {
-        limits.push(LimitEntry { name: "max_sessions".into(), value: n.to_string() });
+        limits.push(LimitEntry {
+            name: "max_sessions".into(),
+            value: n.to_string(),
+        });
     }
     let unruled = if role.unrestricted {
         "clear (unrestricted: bypasses every rule)"
     } else {
         match role.default {
             DefaultAction::Clear => "clear",
-            DefaultAction::Mask => "masked with redact (null where redact does not fit the type, denied where neither does)",
+            DefaultAction::Mask => {
+                "masked with redact (null where redact does not fit the type, denied where neither does)"
+            }
         }
     };
     RoleEntry {
         name: role.name.clone(),
         unrestricted: role.unrestricted,
-        sees: if role.unrestricted { "everything".to_string() } else { role.sees.to_string() },
+        sees: if role.unrestricted {
+            "everything".to_string()
+        } else {
+            role.sees.to_string()
+        },
         unruled_columns: unruled.to_string(),
         limits,
-        logins: rules.logins.values().filter(|l| l.role == role.name).map(|l| login_entry(l, now)).collect(),
+        logins: rules
+            .logins
+            .values()
+            .filter(|l| l.role == role.name)
+            .map(|l| login_entry(l, now))
+            .collect(),
         row_filters: if role.unrestricted {
             Vec::new()
         } else {
             role.row_filters
                 .iter()
-                .map(|(t, f)| RowFilterEntry { table: t.to_string(), filter: f.sql.trim().to_string(), rule: source(&f.source) })
+                .map(|(t, f)| RowFilterEntry {
+                    table: t.to_string(),
+                    filter: f.sql.trim().to_string(),
+                    rule: source(&f.source),
+                })
                 .collect()
         },
         tables: Vec::new(),
@@ -322,7 +368,13 @@ fn role_header(rules: &RuleSet, role: &RoleRule, now: DateTime<Utc>) -> RoleEntr
 }
 
 /// Exactly what the compiled plan says, for every column of every protected relation.
-fn from_plan(rules: &RuleSet, role: &RoleRule, plan: &RolePlan, catalog: Option<&Catalog>, entry: &mut RoleEntry) {
+fn from_plan(
+    rules: &RuleSet,
+    role: &RoleRule,
+    plan: &RolePlan,
+    catalog: Option<&Catalog>,
+    entry: &mut RoleEntry,
+) {
     let mut tables: Vec<_> = plan.tables.values().collect();
     tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
     for t in tables {
@@ -331,7 +383,10 @@ fn from_plan(rules: &RuleSet, role: &RoleRule, plan: &RolePlan, catalog: Option<
             .columns
             .iter()
             .map(|c| {
-                let name = ColumnName { table: table.clone(), column: c.name.clone() };
+                let name = ColumnName {
+                    table: table.clone(),
+                    column: c.name.clone(),
+                };
                 let (gets, mask, reveals) = match &c.action {
                     ColumnAction::Clear => (Gets::Clear, None, None),
                     ColumnAction::Deny => (Gets::Denied, None, None),
@@ -370,6 +425,8 @@ fn from_plan(rules: &RuleSet, role: &RoleRule, plan: &RolePlan, catalog: Option<
             .relations
             .values()
             .filter(|r| !protected.contains(&r.oid) && !SYSTEM_SCHEMAS.contains(&r.schema.as_str()))
+            // Views are expanded by the analyser: the rules of the tables under them apply.
+            .filter(|r| r.kind != RelKind::View)
             .filter(|r| !r.schema.starts_with("pg_"))
             .map(|r| r.qualified_name())
             .collect();
@@ -385,7 +442,10 @@ fn from_rules_only(rules: &RuleSet, role: &RoleRule, keys: &crate::mask::Keys, e
         columns.entry(t.clone()).or_default().extend(cols.keys().cloned());
     }
     for c in role.masks.keys() {
-        columns.entry(c.table.clone()).or_default().insert(c.column.clone());
+        columns
+            .entry(c.table.clone())
+            .or_default()
+            .insert(c.column.clone());
     }
     for t in role.row_filters.keys() {
         columns.entry(t.clone()).or_default();
@@ -394,13 +454,23 @@ fn from_rules_only(rules: &RuleSet, role: &RoleRule, keys: &crate::mask::Keys, e
         let entries = cols
             .into_iter()
             .map(|column| {
-                let name = ColumnName { table: table.clone(), column: column.clone() };
+                let name = ColumnName {
+                    table: table.clone(),
+                    column: column.clone(),
+                };
                 let (gets, mask, rule) = from_rules(rules, role, &name);
                 let reveals = mask
                     .as_ref()
                     .and_then(|(_, spec)| Mask::new(spec, &guess_type(spec), keys).ok())
                     .map(|m| m.reveals());
-                ColumnEntry { column, class: class_of(rules, &name), gets, mask: mask.map(|(t, _)| t), reveals, rule }
+                ColumnEntry {
+                    column,
+                    class: class_of(rules, &name),
+                    gets,
+                    mask: mask.map(|(t, _)| t),
+                    reveals,
+                    rule,
+                }
             })
             .collect();
         entry.tables.push(TableEntry {

@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use super::model::{Gets, Report, RoleEntry};
 
 fn md(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace(['\n', '\r'], " ")
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
 }
 
 fn code(s: &str) -> String {
@@ -34,7 +36,9 @@ fn gets_label(g: Gets) -> &'static str {
 fn intro(r: &Report) -> String {
     let against = match r.catalog_relations {
         Some(n) => format!("compiled against the database catalog ({n} relations)"),
-        None => "rules only (no database catalog: columns without a rule are summarised per role)".to_string(),
+        None => {
+            "rules only (no database catalog: columns without a rule are summarised per role)".to_string()
+        }
     };
     format!(
         "Generated {} from the rules in {} ({}); {against}.",
@@ -48,9 +52,16 @@ fn role_summary(role: &RoleEntry) -> String {
     if role.unrestricted {
         return "Unrestricted: bypasses every rule and reads every column clear.".to_string();
     }
-    let mut s = format!("Sees class **{}** and below; columns without a rule: {}.", role.sees, role.unruled_columns);
+    let mut s = format!(
+        "Sees class **{}** and below; columns without a rule: {}.",
+        role.sees, role.unruled_columns
+    );
     if !role.limits.is_empty() {
-        let l: Vec<String> = role.limits.iter().map(|l| format!("{} {}", l.name, l.value)).collect();
+        let l: Vec<String> = role
+            .limits
+            .iter()
+            .map(|l| format!("{} {}", l.name, l.value))
+            .collect();
         let _ = write!(s, " Limits: {}.", l.join(", "));
     }
     s
@@ -59,15 +70,26 @@ fn role_summary(role: &RoleEntry) -> String {
 pub fn markdown(r: &Report) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# pgveil access report\n\n{}\n", intro(r));
-    let _ = writeln!(o, "| role | logins | sees | row filters | clear | masked | denied |");
+    let _ = writeln!(
+        o,
+        "| role | logins | sees | row filters | clear | masked | denied |"
+    );
     let _ = writeln!(o, "|---|---|---|---|---|---|---|");
     for role in &r.roles {
-        let logins: Vec<String> = role.logins.iter().map(|l| format!("{} ({})", md(&l.user), l.status)).collect();
+        let logins: Vec<String> = role
+            .logins
+            .iter()
+            .map(|l| format!("{} ({})", md(&l.user), l.status))
+            .collect();
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} | {} | {} |",
             md(&role.name),
-            if logins.is_empty() { "—".to_string() } else { logins.join(", ") },
+            if logins.is_empty() {
+                "—".to_string()
+            } else {
+                logins.join(", ")
+            },
             role.sees,
             role.row_filters.len(),
             role.counts.clear,
@@ -78,7 +100,10 @@ pub fn markdown(r: &Report) -> String {
     for role in &r.roles {
         let _ = writeln!(o, "\n## Role `{}`\n\n{}\n", md(&role.name), role_summary(role));
         if !role.logins.is_empty() {
-            let _ = writeln!(o, "| login | agreement | valid from | valid until | status |\n|---|---|---|---|---|");
+            let _ = writeln!(
+                o,
+                "| login | agreement | valid from | valid until | status |\n|---|---|---|---|---|"
+            );
             for l in &role.logins {
                 let _ = writeln!(
                     o,
@@ -97,7 +122,13 @@ pub fn markdown(r: &Report) -> String {
         if !role.row_filters.is_empty() {
             let _ = writeln!(o, "Row filters (other rows do not exist for this role):\n");
             for f in &role.row_filters {
-                let _ = writeln!(o, "- {}: only rows where {} ({})", code(&f.table), code(&f.filter), md(&f.rule));
+                let _ = writeln!(
+                    o,
+                    "- {}: only rows where {} ({})",
+                    code(&f.table),
+                    code(&f.filter),
+                    md(&f.rule)
+                );
             }
             o.push('\n');
         }
@@ -109,7 +140,10 @@ pub fn markdown(r: &Report) -> String {
             if t.columns.is_empty() {
                 continue;
             }
-            let _ = writeln!(o, "| column | class | gets | mask | still reveals | rule |\n|---|---|---|---|---|---|");
+            let _ = writeln!(
+                o,
+                "| column | class | gets | mask | still reveals | rule |\n|---|---|---|---|---|---|"
+            );
             for c in &t.columns {
                 let _ = writeln!(
                     o,
@@ -148,7 +182,12 @@ pub fn markdown(r: &Report) -> String {
     if !r.keys.is_empty() {
         let _ = writeln!(o, "\n## Token keys\n");
         for k in &r.keys {
-            let _ = writeln!(o, "- {}: read by pgveil from the {} (never stored in the rules)", code(&k.id), md(&k.read_from));
+            let _ = writeln!(
+                o,
+                "- {}: read by pgveil from the {} (never stored in the rules)",
+                code(&k.id),
+                md(&k.read_from)
+            );
         }
     }
     if !r.warnings.is_empty() {
@@ -211,12 +250,20 @@ pub fn html(r: &Report) -> String {
     );
     o.push_str("<table><tr><th>role</th><th>logins</th><th>sees</th><th>row filters</th><th>clear</th><th>masked</th><th>denied</th></tr>\n");
     for role in &r.roles {
-        let logins: Vec<String> = role.logins.iter().map(|l| format!("{} ({})", h(&l.user), h(&l.status))).collect();
+        let logins: Vec<String> = role
+            .logins
+            .iter()
+            .map(|l| format!("{} ({})", h(&l.user), h(&l.status)))
+            .collect();
         let _ = writeln!(
             o,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             h(&role.name),
-            if logins.is_empty() { "—".to_string() } else { logins.join(", ") },
+            if logins.is_empty() {
+                "—".to_string()
+            } else {
+                logins.join(", ")
+            },
             h(&role.sees),
             role.row_filters.len(),
             role.counts.clear,
@@ -226,7 +273,12 @@ pub fn html(r: &Report) -> String {
     }
     o.push_str("</table>\n");
     for role in &r.roles {
-        let _ = write!(o, "<section class=\"role\">\n<h2>Role <code>{}</code></h2>\n<p>{}</p>\n", h(&role.name), h_summary(&role_summary(role)));
+        let _ = write!(
+            o,
+            "<section class=\"role\">\n<h2>Role <code>{}</code></h2>\n<p>{}</p>\n",
+            h(&role.name),
+            h_summary(&role_summary(role))
+        );
         if role.logins.is_empty() {
             o.push_str("<p>No login uses this role.</p>\n");
         } else {
@@ -247,7 +299,13 @@ pub fn html(r: &Report) -> String {
         if !role.row_filters.is_empty() {
             o.push_str("<p>Row filters (other rows do not exist for this role):</p><ul>\n");
             for f in &role.row_filters {
-                let _ = writeln!(o, "<li><code>{}</code>: only rows where <code>{}</code> ({})</li>", h(&f.table), h(&f.filter), h(&f.rule));
+                let _ = writeln!(
+                    o,
+                    "<li><code>{}</code>: only rows where <code>{}</code> ({})</li>",
+                    h(&f.table),
+                    h(&f.filter),
+                    h(&f.rule)
+                );
             }
             o.push_str("</ul>\n");
         }
@@ -279,7 +337,11 @@ pub fn html(r: &Report) -> String {
             o.push_str("</table>\n");
         }
         if !role.clear_relations.is_empty() {
-            let names: Vec<String> = role.clear_relations.iter().map(|n| format!("<code>{}</code>", h(n))).collect();
+            let names: Vec<String> = role
+                .clear_relations
+                .iter()
+                .map(|n| format!("<code>{}</code>", h(n)))
+                .collect();
             let _ = writeln!(o, "<p>Every column clear: {}.</p>", names.join(", "));
         }
         o.push_str("</section>\n");
@@ -294,7 +356,12 @@ pub fn html(r: &Report) -> String {
             let _ = writeln!(o, "<p>The scan flagged {n} column(s); these are readable:</p>");
             o.push_str("<table><tr><th>column</th><th>why</th></tr>\n");
             for u in &r.uncovered {
-                let _ = writeln!(o, "<tr><td><code>{}</code></td><td>{}</td></tr>", h(&u.column), h(&u.why));
+                let _ = writeln!(
+                    o,
+                    "<tr><td><code>{}</code></td><td>{}</td></tr>",
+                    h(&u.column),
+                    h(&u.why)
+                );
             }
             o.push_str("</table>\n");
         }
@@ -302,7 +369,12 @@ pub fn html(r: &Report) -> String {
     if !r.keys.is_empty() {
         o.push_str("<h2>Token keys</h2><ul>\n");
         for k in &r.keys {
-            let _ = writeln!(o, "<li><code>{}</code>: read by pgveil from the {} (never stored in the rules)</li>", h(&k.id), h(&k.read_from));
+            let _ = writeln!(
+                o,
+                "<li><code>{}</code>: read by pgveil from the {} (never stored in the rules)</li>",
+                h(&k.id),
+                h(&k.read_from)
+            );
         }
         o.push_str("</ul>\n");
     }
@@ -319,7 +391,8 @@ pub fn html(r: &Report) -> String {
 
 pub fn json(r: &Report) -> String {
     // The model holds strings, numbers and enums only: serialising cannot fail.
-    let mut s = serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()));
+    let mut s =
+        serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()));
     s.push('\n');
     s
 }
@@ -332,6 +405,9 @@ mod tests {
     fn escaping() {
         assert_eq!(md("a|b\nc"), "a\\|b c");
         assert_eq!(h("<x y='1'>&"), "&lt;x y=&#39;1&#39;&gt;&amp;");
-        assert_eq!(h_summary("Sees **public** <x>"), "Sees <strong>public</strong> &lt;x&gt;");
+        assert_eq!(
+            h_summary("Sees **public** <x>"),
+            "Sees <strong>public</strong> &lt;x&gt;"
+        );
     }
 }

@@ -118,6 +118,8 @@ impl Reader {
                 );
             }
         }
+        // A warning, not an error: revoking a deal's last login must never be blocked by
+        // validation (a refused reload would keep the revoked login in force).
         for role in self.set.roles.values() {
             if !self.set.logins.values().any(|l| l.role == role.name) {
                 self.set.warnings.push(

@@ -15,6 +15,7 @@
 //! the value it was given (callers keep sampled values out of logs and messages).
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -143,7 +144,13 @@ pub fn detect(value: &str) -> Option<Detector> {
     if v.is_empty() || v.len() > 4000 {
         return None;
     }
-    whole(v).or_else(|| if contains_identifier(v) { Some(Detector::FreeText) } else { None })
+    whole(v).or_else(|| {
+        if contains_identifier(v) {
+            Some(Detector::FreeText)
+        } else {
+            None
+        }
+    })
 }
 
 /// Whole-value detectors, most specific first.
@@ -222,7 +229,8 @@ pub fn is_resident_id(v: &str) -> bool {
 /// date where a resident ID has them.
 fn id_shaped(v: &str) -> bool {
     let b = v.as_bytes();
-    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) || !(b[17].is_ascii_digit() || b[17] == b'X') {
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) || !(b[17].is_ascii_digit() || b[17] == b'X')
+    {
         return false;
     }
     let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
@@ -388,7 +396,11 @@ pub fn is_mobile(v: &str) -> bool {
 /// does not start with 0 or 1; an extension may follow.
 pub fn is_landline(v: &str) -> bool {
     static RE: OnceLock<Regex> = OnceLock::new();
-    re(&RE, r"^(?:\+86[- ]?)?\(?0(?:10|2\d|[3-9]\d{2})\)?[- ]?[2-9]\d{6,7}(?:(?:-|转|ext\.?)\d{1,6})?$").is_match(v)
+    re(
+        &RE,
+        r"^(?:\+86[- ]?)?\(?0(?:10|2\d|[3-9]\d{2})\)?[- ]?[2-9]\d{6,7}(?:(?:-|转|ext\.?)\d{1,6})?$",
+    )
+    .is_match(v)
 }
 
 pub fn is_email(v: &str) -> bool {
@@ -452,36 +464,114 @@ pub fn is_address(v: &str) -> bool {
 
 /// Whether longer text contains a resident ID, a mobile number, a card number or an email.
 pub fn contains_identifier(v: &str) -> bool {
+    !find_identifiers(v).is_empty()
+}
+
+/// The identifiers inside free text: byte ranges (on character boundaries) and what each
+/// is ([`Detector::CnId`], [`Detector::Mobile`], [`Detector::BankCard`] at 16 or 19 digits,
+/// [`Detector::Email`]), in order and non-overlapping. The building block of content masking
+/// (`scan_content`, see [`mask_identifiers`]).
+pub fn find_identifiers(v: &str) -> Vec<(Range<usize>, Detector)> {
     static DIGITS: OnceLock<Regex> = OnceLock::new();
     static EMAIL: OnceLock<Regex> = OnceLock::new();
+    let mut found: Vec<(Range<usize>, Detector)> = Vec::new();
     // Runs of digits (with the usual group separators), bounded by non-alphanumerics.
     let runs = re(&DIGITS, r"(?:\+86[- ]?)?\d[\d -]{9,22}[\dXx]");
     for m in runs.find_iter(v) {
         let before = v[..m.start()].chars().next_back();
         let after = v[m.end()..].chars().next();
-        if before.is_some_and(|c| c.is_ascii_alphanumeric()) || after.is_some_and(|c| c.is_ascii_alphanumeric()) {
+        if before.is_some_and(|c| c.is_ascii_alphanumeric())
+            || after.is_some_and(|c| c.is_ascii_alphanumeric())
+        {
             continue;
         }
-        let s = m.as_str().trim_matches([' ', '-']);
-        // The run as a whole (`138 1234 5678`), or each space-separated part of it
+        let raw = m.as_str();
+        let s = raw.trim_matches([' ', '-']);
+        let start = m.start() + (raw.len() - raw.trim_start_matches([' ', '-']).len());
+        // The run as a whole (`138 1234 5678`), else each space-separated part of it
         // (`2024 13812345678`).
-        if std::iter::once(s).chain(s.split(' ')).any(embedded_identifier) {
-            return true;
+        if let Some(d) = embedded_identifier(s) {
+            found.push((start..start + s.len(), d));
+            continue;
+        }
+        let mut offset = start;
+        for part in s.split(' ') {
+            if let Some(d) = embedded_identifier(part) {
+                found.push((offset..offset + part.len(), d));
+            }
+            offset += part.len() + 1;
         }
     }
-    v.contains('@') && re(&EMAIL, r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}").is_match(v)
+    if v.contains('@') {
+        let emails = re(
+            &EMAIL,
+            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+        );
+        for m in emails.find_iter(v) {
+            found.push((m.range(), Detector::Email));
+        }
+    }
+    found.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
+    let mut out: Vec<(Range<usize>, Detector)> = Vec::with_capacity(found.len());
+    for (r, d) in found {
+        if out.last().is_none_or(|(last, _)| r.start >= last.end) {
+            out.push((r, d));
+        }
+    }
+    out
 }
 
 /// One run of digits inside text: a resident ID, a mobile, or a card at the common
 /// lengths only (16, 19), so that 18-digit order numbers mentioned in notes do not count.
-fn embedded_identifier(s: &str) -> bool {
-    if is_resident_id(s) || is_mobile(s) {
-        return true;
+fn embedded_identifier(s: &str) -> Option<Detector> {
+    if is_resident_id(s) {
+        return Some(Detector::CnId);
     }
-    match digits_only(s) {
-        Some(d) => matches!(d.len(), 16 | 19) && card_bin_fits(&d) && crate::mask::luhn_valid(&d),
-        None => false,
+    if is_mobile(s) {
+        return Some(Detector::Mobile);
     }
+    let d = digits_only(s)?;
+    (matches!(d.len(), 16 | 19) && card_bin_fits(&d) && crate::mask::luhn_valid(&d))
+        .then_some(Detector::BankCard)
+}
+
+/// Free text with every identifier [`find_identifiers`] sees replaced by its masked form
+/// (the `cn_id`, `phone`, `bank_card` and `email` masks), the rest unchanged:
+/// `请联系13812345678` -> `请联系138****5678`. A candidate for a `scan_content` mask: pure,
+/// never panics; what it reveals is what those masks reveal, plus all the text around.
+pub fn mask_identifiers(v: &str) -> String {
+    use crate::mask::{ColumnType, Format, Keys, Mask, MaskSpec, Masked};
+    let found = find_identifiers(v);
+    if found.is_empty() {
+        return v.to_string();
+    }
+    let ty = ColumnType::Text {
+        oid: 25,
+        max_chars: None,
+    };
+    let mut out = String::with_capacity(v.len());
+    let mut at = 0;
+    let mut buf = Vec::new();
+    for (r, d) in found {
+        out.push_str(&v[at..r.start]);
+        let spec = match d {
+            Detector::CnId => MaskSpec::CnId {
+                keep_birth_year: false,
+            },
+            Detector::Mobile => MaskSpec::Phone,
+            Detector::BankCard => MaskSpec::BankCard { keep_bin: false },
+            _ => MaskSpec::Email,
+        };
+        let masked = Mask::new(&spec, &ty, &Keys::default())
+            .ok()
+            .filter(|m| m.apply(v[r.clone()].as_bytes(), Format::Text, &mut buf) == Masked::Value)
+            .and_then(|_| String::from_utf8(std::mem::take(&mut buf)).ok());
+        // Unreachable for these masks on text; the constant keeps the value hidden anyway.
+        out.push_str(masked.as_deref().unwrap_or("****"));
+        at = r.end;
+    }
+    out.push_str(&v[at..]);
+    out
 }
 
 /// A column name hint: the detector it suggests and the keyword that matched.
@@ -588,6 +678,36 @@ mod tests {
         let mut bad = String::from("91350100M000100Y5");
         bad.push(uscc_check_char(&bad).unwrap());
         assert!(!is_uscc(&bad));
+    }
+
+    #[test]
+    fn identifiers_in_text_are_found_and_masked_in_place() {
+        let text =
+            "请联系13812345678或 a.b@example.com，身份证11010519491231002X，卡号6222 0212 3456 7890 123";
+        let kinds: Vec<Detector> = find_identifiers(text).into_iter().map(|(_, d)| d).collect();
+        assert_eq!(kinds, [Detector::Mobile, Detector::Email, Detector::CnId]);
+        let masked = mask_identifiers(text);
+        assert!(masked.starts_with("请联系138****5678或 "), "{masked}");
+        assert!(
+            !masked.contains("13812345678") && !masked.contains("a.b@") && !masked.contains("19491231002X"),
+            "{masked}"
+        );
+        assert!(
+            masked.contains("110105"),
+            "the cn_id mask keeps the region: {masked}"
+        );
+        assert_eq!(
+            mask_identifiers("订单202601151234567890已退款"),
+            "订单202601151234567890已退款"
+        );
+        let mut card = String::from("622202123456789012");
+        card.push(crate::mask::luhn_check_digit(&card).unwrap());
+        let masked = mask_identifiers(&format!("卡{card}。"));
+        assert!(
+            masked.starts_with('卡') && masked.ends_with('。') && masked.contains(&card[15..]),
+            "{masked}"
+        );
+        assert!(!masked.contains(&card[..10]), "{masked}");
     }
 
     #[test]

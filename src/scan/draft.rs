@@ -72,7 +72,9 @@ pub fn coverage(findings: &[Finding], rules: &RuleSet) -> Vec<(String, String)> 
         let why = match rule.map(|r| r.class) {
             None => Some(format!("no rule; {looks}")),
             Some(Class::Public) => Some(format!("class public, every role reads it clear; {looks}")),
-            Some(Class::Internal) => Some(format!("class internal, roles that see internal read it clear; {looks}")),
+            Some(Class::Internal) => Some(format!(
+                "class internal, roles that see internal read it clear; {looks}"
+            )),
             Some(Class::Sensitive | Class::Secret) => {
                 let clear: Vec<&str> = rules
                     .roles
@@ -88,7 +90,10 @@ pub fn coverage(findings: &[Finding], rules: &RuleSet) -> Vec<(String, String)> 
                 if clear.is_empty() {
                     None
                 } else {
-                    Some(format!("role(s) {} read it clear (masks: clear); {looks}", clear.join(", ")))
+                    Some(format!(
+                        "role(s) {} read it clear (masks: clear); {looks}",
+                        clear.join(", ")
+                    ))
                 }
             }
         };
@@ -105,8 +110,17 @@ pub fn findings_table(findings: &[Finding]) -> String {
     let rows: Vec<[String; 4]> = findings
         .iter()
         .map(|f| {
-            let mask = if f.suggested_mask.is_empty() { "(denied)".to_string() } else { f.suggested_mask.clone() };
-            [f.qualified(), f.detector.to_string(), format!("{} {mask}", f.suggested_class), f.evidence()]
+            let mask = if f.suggested_mask.is_empty() {
+                "(denied)".to_string()
+            } else {
+                f.suggested_mask.clone()
+            };
+            [
+                f.qualified(),
+                f.detector.to_string(),
+                format!("{} {mask}", f.suggested_class),
+                f.evidence(),
+            ]
         })
         .collect();
     table(["column", "detector", "suggested", "evidence"], &rows)

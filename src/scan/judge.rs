@@ -17,7 +17,7 @@ use super::detect::{detect, name_hint_keyword, Detector};
 pub enum ValueKind {
     /// text, varchar, char, name, citext and domains over them.
     Text,
-    /// json, jsonb: only embedded identifiers can show.
+    /// json, jsonb and arrays: only embedded identifiers can show.
     Json,
     /// date, timestamp, timestamptz.
     Date,
@@ -38,6 +38,8 @@ impl ValueKind {
             20 | 1700 => ValueKind::BigNumber,
             21 | 23 | 700 | 701 | 790 => ValueKind::SmallNumber,
             _ if category == "S" => ValueKind::Text,
+            // Arrays print as `{a,b}`: identifiers inside show as embedded ones.
+            _ if category == "A" => ValueKind::Json,
             _ => ValueKind::Other,
         }
     }
@@ -54,7 +56,10 @@ impl ValueKind {
             ValueKind::Json => d.content_checkable(),
             ValueKind::Date => d == Detector::BirthDate,
             ValueKind::BigNumber => {
-                matches!(d, Detector::Salary | Detector::Mobile | Detector::BankCard | Detector::CnId)
+                matches!(
+                    d,
+                    Detector::Salary | Detector::Mobile | Detector::BankCard | Detector::CnId
+                )
             }
             ValueKind::SmallNumber => d == Detector::Salary,
             ValueKind::Other => false,
@@ -96,7 +101,12 @@ pub fn judge(column: &str, kind: ValueKind, values: Option<&[String]>) -> Option
     }
     let hint = name_hint_keyword(column).filter(|(d, _)| kind.fits(*d));
     let Some(values) = values.filter(|_| kind.sampled()) else {
-        return hint.map(|(d, kw)| Verdict { detector: d, share: 0.0, sampled: 0, hint: Some(kw) });
+        return hint.map(|(d, kw)| Verdict {
+            detector: d,
+            share: 0.0,
+            sampled: 0,
+            hint: Some(kw),
+        });
     };
     let mut counts: HashMap<Detector, usize> = HashMap::new();
     let mut n = 0usize;
@@ -118,13 +128,22 @@ pub fn judge(column: &str, kind: ValueKind, values: Option<&[String]>) -> Option
     if n > 0 {
         let share = |c: usize| c as f64 / n as f64;
         let family_count = |d: Detector| -> usize {
-            counts.iter().filter(|(k, _)| k.family() == d.family()).map(|(_, c)| c).sum()
+            counts
+                .iter()
+                .filter(|(k, _)| k.family() == d.family())
+                .map(|(_, c)| c)
+                .sum()
         };
         // The best whole-value detector (most matches; ties by detector order).
         let best = counts
             .iter()
             .filter(|(d, _)| **d != Detector::FreeText)
-            .max_by(|a, b| family_count(*a.0).cmp(&family_count(*b.0)).then(a.1.cmp(b.1)).then(b.0.cmp(a.0)))
+            .max_by(|a, b| {
+                family_count(*a.0)
+                    .cmp(&family_count(*b.0))
+                    .then(a.1.cmp(b.1))
+                    .then(b.0.cmp(a.0))
+            })
             .map(|(d, _)| *d);
         if let Some(d) = best {
             let c = family_count(d);
@@ -133,14 +152,26 @@ pub fn judge(column: &str, kind: ValueKind, values: Option<&[String]>) -> Option
                 _ => share(c) >= 0.5,
             };
             if enough {
-                return Some(Verdict { detector: d, share: share(c), sampled: n, hint: hint_agrees(d) });
+                return Some(Verdict {
+                    detector: d,
+                    share: share(c),
+                    sampled: n,
+                    hint: hint_agrees(d),
+                });
             }
         }
         // Free text: values holding an identifier somewhere (or being one).
         let holding: usize = counts
             .iter()
             .filter(|(d, _)| {
-                matches!(d, Detector::FreeText | Detector::CnId | Detector::Mobile | Detector::BankCard | Detector::Email)
+                matches!(
+                    d,
+                    Detector::FreeText
+                        | Detector::CnId
+                        | Detector::Mobile
+                        | Detector::BankCard
+                        | Detector::Email
+                )
             })
             .map(|(_, c)| c)
             .sum();
@@ -155,12 +186,21 @@ pub fn judge(column: &str, kind: ValueKind, values: Option<&[String]>) -> Option
         }
     }
     let (d, kw) = hint?;
-    let matching: usize = counts.iter().filter(|(k, _)| k.family() == d.family()).map(|(_, c)| c).sum();
+    let matching: usize = counts
+        .iter()
+        .filter(|(k, _)| k.family() == d.family())
+        .map(|(_, c)| c)
+        .sum();
     let share = if n > 0 { matching as f64 / n as f64 } else { 0.0 };
     if d.content_checkable() && n >= CONTRADICT_MIN && share < CONTRADICT_SHARE {
         return None;
     }
-    Some(Verdict { detector: d, share, sampled: n, hint: Some(kw) })
+    Some(Verdict {
+        detector: d,
+        share,
+        sampled: n,
+        hint: Some(kw),
+    })
 }
 
 #[cfg(test)]
@@ -188,8 +228,14 @@ mod tests {
         assert_eq!(judge("name", ValueKind::Text, Some(&companies)), None);
         let got = judge("name", ValueKind::Text, None).unwrap();
         assert_eq!((got.detector, got.share), (Detector::CnName, 0.0));
-        assert_eq!(judge("salary", ValueKind::SmallNumber, None).unwrap().detector, Detector::Salary);
-        assert_eq!(judge("birth_date", ValueKind::Date, None).unwrap().detector, Detector::BirthDate);
+        assert_eq!(
+            judge("salary", ValueKind::SmallNumber, None).unwrap().detector,
+            Detector::Salary
+        );
+        assert_eq!(
+            judge("birth_date", ValueKind::Date, None).unwrap().detector,
+            Detector::BirthDate
+        );
         assert_eq!(judge("hired_on", ValueKind::Date, None), None);
         assert_eq!(judge("name_changed_at", ValueKind::Date, None), None);
     }

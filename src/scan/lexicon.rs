@@ -14,8 +14,8 @@ const SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高�
 
 /// Two-character surnames; a name with one needs 1-2 more characters.
 const COMPOUND_SURNAMES: [&str; 20] = [
-    "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒", "夏侯", "轩辕",
-    "令狐", "端木", "独孤", "南宫", "西门", "申屠",
+    "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒", "夏侯",
+    "轩辕", "令狐", "端木", "独孤", "南宫", "西门", "申屠",
 ];
 
 /// Characters that end organisation, place and product names, never given names.
@@ -23,18 +23,98 @@ pub const NOT_IN_NAMES: &str = "部省市区县路街店司厂局院校所科组
 
 /// Provinces, regions and large cities.
 pub const PLACES: &[&str] = &[
-    "北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建", "江西", "山东",
-    "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西", "甘肃", "青海", "台湾", "内蒙古", "广西", "西藏",
-    "宁夏", "新疆", "香港", "澳门", "深圳", "广州", "杭州", "南京", "苏州", "成都", "武汉", "西安", "长沙", "郑州", "青岛",
-    "大连", "厦门", "宁波", "沈阳", "哈尔滨", "长春", "济南", "合肥", "福州", "昆明", "南宁", "贵阳", "兰州", "太原",
-    "石家庄", "南昌", "呼和浩特", "乌鲁木齐", "拉萨", "银川", "西宁", "海口", "三亚", "东莞", "佛山", "无锡", "珠海",
-    "温州", "常州", "徐州", "烟台", "泉州", "惠州", "中山", "绍兴", "嘉兴", "金华", "台州", "潍坊", "保定", "唐山",
+    "北京",
+    "天津",
+    "上海",
+    "重庆",
+    "河北",
+    "山西",
+    "辽宁",
+    "吉林",
+    "黑龙江",
+    "江苏",
+    "浙江",
+    "安徽",
+    "福建",
+    "江西",
+    "山东",
+    "河南",
+    "湖北",
+    "湖南",
+    "广东",
+    "海南",
+    "四川",
+    "贵州",
+    "云南",
+    "陕西",
+    "甘肃",
+    "青海",
+    "台湾",
+    "内蒙古",
+    "广西",
+    "西藏",
+    "宁夏",
+    "新疆",
+    "香港",
+    "澳门",
+    "深圳",
+    "广州",
+    "杭州",
+    "南京",
+    "苏州",
+    "成都",
+    "武汉",
+    "西安",
+    "长沙",
+    "郑州",
+    "青岛",
+    "大连",
+    "厦门",
+    "宁波",
+    "沈阳",
+    "哈尔滨",
+    "长春",
+    "济南",
+    "合肥",
+    "福州",
+    "昆明",
+    "南宁",
+    "贵阳",
+    "兰州",
+    "太原",
+    "石家庄",
+    "南昌",
+    "呼和浩特",
+    "乌鲁木齐",
+    "拉萨",
+    "银川",
+    "西宁",
+    "海口",
+    "三亚",
+    "东莞",
+    "佛山",
+    "无锡",
+    "珠海",
+    "温州",
+    "常州",
+    "徐州",
+    "烟台",
+    "泉州",
+    "惠州",
+    "中山",
+    "绍兴",
+    "嘉兴",
+    "金华",
+    "台州",
+    "潍坊",
+    "保定",
+    "唐山",
 ];
 
 /// Street-level words; an address has at least two of them.
 pub const STREET_WORDS: &[&str] = &[
-    "路", "街", "道", "号", "区", "县", "镇", "乡", "村", "弄", "巷", "栋", "室", "单元", "楼", "幢", "小区", "大厦", "花园",
-    "苑",
+    "路", "街", "道", "号", "区", "县", "镇", "乡", "村", "弄", "巷", "栋", "室", "单元", "楼", "幢", "小区",
+    "大厦", "花园", "苑",
 ];
 
 /// Column-name fragments in hanzi, most specific first.
@@ -176,9 +256,42 @@ pub const SUBSTRING_HINTS: &[(&str, Detector)] = &[
 
 /// Words that make `name` someone else's than a person's (`company_name`, `file_name`).
 pub const NOT_PERSON: &[&str] = &[
-    "company", "supplier", "vendor", "product", "goods", "item", "sku", "file", "table", "schema", "host", "domain",
-    "brand", "shop", "store", "dept", "department", "city", "province", "country", "category", "user", "username",
-    "bank", "branch", "org", "corp", "project", "app", "service", "db", "column", "field", "tag", "team", "group",
+    "company",
+    "supplier",
+    "vendor",
+    "product",
+    "goods",
+    "item",
+    "sku",
+    "file",
+    "table",
+    "schema",
+    "host",
+    "domain",
+    "brand",
+    "shop",
+    "store",
+    "dept",
+    "department",
+    "city",
+    "province",
+    "country",
+    "category",
+    "user",
+    "username",
+    "bank",
+    "branch",
+    "org",
+    "corp",
+    "project",
+    "app",
+    "service",
+    "db",
+    "column",
+    "field",
+    "tag",
+    "team",
+    "group",
 ];
 
 pub fn is_surname(c: char) -> bool {
@@ -196,5 +309,11 @@ pub fn is_compound_surname(a: char, b: char) -> bool {
 /// Whether a 4-digit province+city prefix (`4403`) belongs to a real county code.
 pub fn city_prefix_exists(prefix: u32) -> bool {
     static SET: OnceLock<HashSet<u32>> = OnceLock::new();
-    SET.get_or_init(|| crate::mask::regions::REGION_CODES.iter().map(|c| c / 100).collect()).contains(&prefix)
+    SET.get_or_init(|| {
+        crate::mask::regions::REGION_CODES
+            .iter()
+            .map(|c| c / 100)
+            .collect()
+    })
+    .contains(&prefix)
 }

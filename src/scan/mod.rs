@@ -30,8 +30,9 @@ use serde::Serialize;
 use crate::rules::Class;
 
 pub use detect::{
-    contains_identifier, detect, is_address, is_bank_card, is_cn_name, is_email, is_landline, is_mobile, is_passport,
-    is_plate, is_resident_id, is_uscc, name_hint, name_hint_keyword, org_code_check_char, uscc_check_char, Detector,
+    contains_identifier, detect, find_identifiers, is_address, is_bank_card, is_cn_name, is_email,
+    is_landline, is_mobile, is_passport, is_plate, is_resident_id, is_uscc, mask_identifiers, name_hint,
+    name_hint_keyword, org_code_check_char, uscc_check_char, Detector,
 };
 pub use draft::{coverage, coverage_table, draft_rules, findings_table};
 pub use judge::ValueKind;
@@ -173,10 +174,13 @@ pub fn suggest(detector: Detector, kind: ValueKind) -> (Class, String) {
 /// go to standard error.
 pub async fn run(opts: &ScanOptions, out: Option<&Path>) -> anyhow::Result<String> {
     let rules = match &opts.rules_dir {
-        Some(dir) => Some(
-            crate::rules::load_dir(dir)
-                .map_err(|e| anyhow!("rules in {} are invalid:\n{}", dir.display(), crate::rules::format_errors(&e)))?,
-        ),
+        Some(dir) => Some(crate::rules::load_dir(dir).map_err(|e| {
+            anyhow!(
+                "rules in {} are invalid:\n{}",
+                dir.display(),
+                crate::rules::format_errors(&e)
+            )
+        })?),
         None => None,
     };
     let findings = scan(opts, |line| eprintln!("{line}")).await?;

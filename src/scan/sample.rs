@@ -59,13 +59,23 @@ struct Table {
 pub async fn scan(opts: &ScanOptions, mut progress: impl FnMut(&str)) -> anyhow::Result<Vec<Finding>> {
     anyhow::ensure!(opts.sample > 0, "--sample must be at least 1 row per table");
     let cfg = UpstreamConfig::from_url(&opts.upstream)?;
-    let mut client = internal_client(&cfg).await.with_context(|| format!("cannot connect to {}", cfg.display()))?;
-    let tables = read_tables(&client, &opts.schemas).await.context("cannot read the catalog")?;
+    let mut client = internal_client(&cfg)
+        .await
+        .with_context(|| format!("cannot connect to {}", cfg.display()))?;
+    let tables = read_tables(&client, &opts.schemas)
+        .await
+        .context("cannot read the catalog")?;
     let total = tables.len();
     let mut findings = Vec::new();
     let mut skipped = 0usize;
     for (i, t) in tables.iter().enumerate() {
-        progress(&format!("scan [{}/{total}] {}.{} ({} columns)", i + 1, t.schema, t.name, t.columns.len()));
+        progress(&format!(
+            "scan [{}/{total}] {}.{} ({} columns)",
+            i + 1,
+            t.schema,
+            t.name,
+            t.columns.len()
+        ));
         let wanted: Vec<&Col> = t.columns.iter().filter(|c| c.kind.sampled()).collect();
         let mut note = None;
         let mut samples: Option<Vec<Vec<String>>> = None;
@@ -81,7 +91,9 @@ pub async fn scan(opts: &ScanOptions, mut progress: impl FnMut(&str)) -> anyhow:
                         ));
                         note = Some(format!("table not sampled: {reason}"));
                         if reconnect {
-                            client = internal_client(&cfg).await.context("cannot reconnect to the upstream")?;
+                            client = internal_client(&cfg)
+                                .await
+                                .context("cannot reconnect to the upstream")?;
                         }
                     }
                 }
@@ -91,10 +103,20 @@ pub async fn scan(opts: &ScanOptions, mut progress: impl FnMut(&str)) -> anyhow:
         }
         let mut sampled_iter = samples.as_ref().map(|s| s.iter());
         for c in &t.columns {
-            let values = if c.kind.sampled() { sampled_iter.as_mut().and_then(|it| it.next()) } else { None };
-            let Some(v) = judge(&c.name, c.kind, values.map(|v| v.as_slice())) else { continue };
+            let values = if c.kind.sampled() {
+                sampled_iter.as_mut().and_then(|it| it.next())
+            } else {
+                None
+            };
+            let Some(v) = judge(&c.name, c.kind, values.map(|v| v.as_slice())) else {
+                continue;
+            };
             let (class, mask) = suggest(v.detector, c.kind);
-            let note = if v.share == 0.0 && values.is_none() && c.kind.sampled() { note.clone() } else { None };
+            let note = if v.share == 0.0 && values.is_none() && c.kind.sampled() {
+                note.clone()
+            } else {
+                None
+            };
             findings.push(Finding {
                 schema: t.schema.clone(),
                 table: t.name.clone(),
@@ -114,7 +136,11 @@ pub async fn scan(opts: &ScanOptions, mut progress: impl FnMut(&str)) -> anyhow:
     progress(&format!(
         "scan: {} sensitive-looking column(s) in {total} table(s){}",
         findings.len(),
-        if skipped > 0 { format!(", {skipped} table(s) skipped") } else { String::new() }
+        if skipped > 0 {
+            format!(", {skipped} table(s) skipped")
+        } else {
+            String::new()
+        }
     ));
     Ok(findings)
 }
@@ -134,7 +160,11 @@ async fn read_tables(client: &Client, schemas: &[String]) -> Result<Vec<Table>, 
             reltuples: row.try_get(3)?,
             columns: Vec::new(),
         });
-        t.columns.push(Col { name: row.try_get(4)?, type_name: row.try_get(5)?, kind: ValueKind::from_type(oid, &category) });
+        t.columns.push(Col {
+            name: row.try_get(4)?,
+            type_name: row.try_get(5)?,
+            kind: ValueKind::from_type(oid, &category),
+        });
     }
     Ok(tables.into_values().collect())
 }
@@ -153,7 +183,12 @@ pub(crate) fn quote_ident(s: &str) -> String {
 fn sample_sql(t: &Table, columns: &[&Col], sample: usize) -> String {
     let cols: Vec<String> = columns
         .iter()
-        .map(|c| format!("pg_catalog.left(({})::pg_catalog.text, {MAX_VALUE_CHARS})", quote_ident(&c.name)))
+        .map(|c| {
+            format!(
+                "pg_catalog.left(({})::pg_catalog.text, {MAX_VALUE_CHARS})",
+                quote_ident(&c.name)
+            )
+        })
         .collect();
     let from = format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name));
     // reltuples is -1 for a table never analysed; TABLESAMPLE only for big, known tables
@@ -189,16 +224,26 @@ async fn sample_table(
     let work = async {
         client.batch_execute(&begin).await?;
         let msgs = client.simple_query(&sql).await;
-        let end = client.batch_execute(if msgs.is_ok() { "COMMIT" } else { "ROLLBACK" }).await;
+        let end = client
+            .batch_execute(if msgs.is_ok() { "COMMIT" } else { "ROLLBACK" })
+            .await;
         let msgs = msgs?;
         end?;
         Ok::<_, tokio_postgres::Error>(msgs)
     };
     let msgs = match tokio::time::timeout(budget, work).await {
         Err(_) => {
-            return Err(Skip { reason: format!("no answer within {} s", budget.as_secs()), reconnect: true });
+            return Err(Skip {
+                reason: format!("no answer within {} s", budget.as_secs()),
+                reconnect: true,
+            });
         }
-        Ok(Err(e)) => return Err(Skip { reason: describe_error(&e), reconnect: e.as_db_error().is_none() }),
+        Ok(Err(e)) => {
+            return Err(Skip {
+                reason: describe_error(&e),
+                reconnect: e.as_db_error().is_none(),
+            })
+        }
         Ok(Ok(m)) => m,
     };
     let mut out: Vec<Vec<String>> = vec![Vec::new(); columns.len()];
@@ -238,7 +283,11 @@ mod tests {
             name: "Odd\"Name".into(),
             relkind: relkind.into(),
             reltuples,
-            columns: vec![Col { name: "phone".into(), type_name: "text".into(), kind: ValueKind::Text }],
+            columns: vec![Col {
+                name: "phone".into(),
+                type_name: "text".into(),
+                kind: ValueKind::Text,
+            }],
         }
     }
 
@@ -252,7 +301,10 @@ mod tests {
         );
         let t = table(1_000_000.0, "r");
         let sql = sample_sql(&t, &cols, 1000);
-        assert!(sql.contains("TABLESAMPLE SYSTEM (0.2000) REPEATABLE (42) LIMIT 1000"), "{sql}");
+        assert!(
+            sql.contains("TABLESAMPLE SYSTEM (0.2000) REPEATABLE (42) LIMIT 1000"),
+            "{sql}"
+        );
         let t = table(1_000_000.0, "p");
         assert!(sample_sql(&t, &cols, 1000).ends_with("LIMIT 1000"));
         let t = table(-1.0, "r");

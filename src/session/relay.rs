@@ -285,18 +285,27 @@ impl Exec {
 #[derive(Debug)]
 enum Expect {
     /// A Simple Query (or a refused FunctionCall): replies until ReadyForQuery.
-    Query { refusal: Option<Refusal>, analysis: Option<Arc<Analysis>>, statement: usize, exec: Exec },
+    Query { refusal: Option<Refusal>, analysis: Option<Arc<Judged>>, statement: usize, exec: Exec },
     Parse { refusal: Option<Refusal> },
     Bind,
     Close,
-    Describe { analysis: Option<Arc<Analysis>>, formats: Vec<i16> },
-    Execute { analysis: Option<Arc<Analysis>>, formats: Vec<i16>, exec: Exec },
+    Describe { analysis: Option<Arc<Judged>>, formats: Vec<i16> },
+    Execute { analysis: Option<Arc<Judged>>, formats: Vec<i16>, exec: Exec },
     Sync,
+}
+
+/// An analysis with the plan it was made under. Replies are checked against that same plan:
+/// after a reload, a statement prepared under the old rules is still checked consistently
+/// with how it was rewritten.
+#[derive(Debug)]
+struct Judged {
+    a: Arc<Analysis>,
+    plan: Arc<RolePlan>,
 }
 
 /// A portal as the front pump knows it: its statement's analysis and result formats.
 struct Portal {
-    analysis: Option<Arc<Analysis>>,
+    analysis: Option<Arc<Judged>>,
     formats: Vec<i16>,
     /// The audited statement (Parse) it was bound from.
     stmt: u64,
@@ -306,7 +315,7 @@ struct Portal {
 #[derive(Default)]
 struct Front {
     /// Named (and unnamed, "") prepared statements: analysis and audited statement number.
-    statements: HashMap<String, (Arc<Analysis>, u64)>,
+    statements: HashMap<String, (Arc<Judged>, u64)>,
     portals: HashMap<String, Portal>,
     /// Statement numbers of this session (audit `stmt`).
     stmt: u64,
@@ -429,7 +438,7 @@ fn lock(q: &Mutex<VecDeque<Expect>>) -> std::sync::MutexGuard<'_, VecDeque<Expec
 }
 
 /// Judges one statement text for the session's role (the login was checked just before).
-fn judge(sql: &str, shared: &Shared, info: &SessionInfo) -> Result<Arc<Analysis>, Refusal> {
+fn judge(sql: &str, shared: &Shared, info: &SessionInfo) -> Result<Arc<Judged>, Refusal> {
     if !shared.audit.healthy() {
         return Err(Refusal::new(
             UNAVAILABLE_SQLSTATE,
@@ -440,7 +449,8 @@ fn judge(sql: &str, shared: &Shared, info: &SessionInfo) -> Result<Arc<Analysis>
     let policy = shared.policy.load();
     let plan = policy.plans.get(&info.plan.role).cloned().unwrap_or_else(|| info.plan.clone());
     let ctx = Context { catalog: &policy.catalog, plan: &plan, search_path: &info.search_path };
-    shared.analysis.analyze(sql, &ctx)
+    let a = shared.analysis.analyze(sql, &ctx)?;
+    Ok(Arc::new(Judged { a, plan }))
 }
 
 /// Counts and audits one judged statement.
@@ -501,11 +511,11 @@ fn front_message(
             let stmt = st.stmt;
             match judge(sql, shared, info) {
                 Ok(a) => {
-                    note(shared, info, st, stmt, sql, Ok(&a));
-                    if a.sql == sql {
+                    note(shared, info, st, stmt, sql, Ok(&a.a));
+                    if a.a.sql == sql {
                         out.extend_from_slice(&f.bytes);
                     } else {
-                        frontend::encode_query(out, &a.sql);
+                        frontend::encode_query(out, &a.a.sql);
                     }
                     Expect::Query { refusal: None, analysis: Some(a), statement: 0, exec: Exec::new(stmt, st.max_rows) }
                 }
@@ -523,11 +533,11 @@ fn front_message(
             let stmt = st.stmt;
             match judge(p.sql, shared, info) {
                 Ok(a) => {
-                    note(shared, info, st, stmt, p.sql, Ok(&a));
-                    if a.sql == p.sql {
+                    note(shared, info, st, stmt, p.sql, Ok(&a.a));
+                    if a.a.sql == p.sql {
                         out.extend_from_slice(&f.bytes);
                     } else {
-                        frontend::encode_parse(out, p.name, &a.sql, p.param_types);
+                        frontend::encode_parse(out, p.name, &a.a.sql, p.param_types);
                     }
                     st.statements.insert(p.name.to_string(), (a, stmt));
                     Expect::Parse { refusal: None }
@@ -621,7 +631,7 @@ fn refusal_frame(out: &mut BytesMut, r: &Refusal) {
 }
 
 /// The proxy-side masks and formats for the result currently streaming.
-fn current_masks(e: Option<&Expect>) -> (Option<&Arc<Analysis>>, usize, &[i16]) {
+fn current_masks(e: Option<&Expect>) -> (Option<&Arc<Judged>>, usize, &[i16]) {
     match e {
         Some(Expect::Query { analysis, statement, .. }) => (analysis.as_ref(), *statement, &[]),
         Some(Expect::Execute { analysis, formats, .. }) => (analysis.as_ref(), 0, formats),
@@ -723,7 +733,7 @@ fn back_message(
                 bs.rows += 1;
             }
             let (analysis, stmt, formats) = current_masks(q.front());
-            let masks = analysis.and_then(|a| a.statements.get(stmt)).map(|s| s.proxy_masks.as_slice()).unwrap_or(&[]);
+            let masks = analysis.and_then(|j| j.a.statements.get(stmt)).map(|s| s.proxy_masks.as_slice()).unwrap_or(&[]);
             if masks.is_empty() {
                 out.extend_from_slice(&f.bytes);
             } else {
@@ -732,9 +742,16 @@ fn back_message(
         }
         backend::ROW_DESCRIPTION => {
             let (analysis, stmt, _) = current_masks(q.front());
-            let masks = analysis.and_then(|a| a.statements.get(stmt)).map(|s| s.proxy_masks.as_slice()).unwrap_or(&[]);
+            let masks = analysis.and_then(|j| j.a.statements.get(stmt)).map(|s| s.proxy_masks.as_slice()).unwrap_or(&[]);
             let fields = backend::decode_row_description(f).map_err(SessionError::Upstream)?;
-            check_fields(&fields, masks, &info.plan)?;
+            match analysis {
+                Some(j) => check_fields(&fields, masks, &j.plan)?,
+                // No analysis known (a statement pgveil did not see prepared): the plan in force.
+                None => {
+                    let policy = shared.policy.load();
+                    check_fields(&fields, masks, policy.plans.get(&info.plan.role).unwrap_or(&info.plan))?
+                }
+            }
             if matches!(q.front(), Some(Expect::Describe { .. })) {
                 q.pop_front();
             }

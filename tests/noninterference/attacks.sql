@@ -3,7 +3,8 @@
 -- Format: `-- shape: NAME` starts a group; `-- shape: NAME [refused]` means pgveil must refuse
 -- (or the server must reject) every statement of the group, in every mode. Every other
 -- non-empty line that does not start with `--` is one attack. `\then` splits an attack into
--- statements run one after the other on the same session (inside one transaction); a line
+-- statements run one after the other on the same session (inside one transaction); `⏎` stands
+-- for a line break inside a statement; a line
 -- holding `;`-separated statements is one Simple Query (in extended mode it is one Parse,
 -- which PostgreSQL rejects, identically on both twins).
 --
@@ -66,6 +67,9 @@ TABLE customers
 TABLE orders
 
 -- shape: whole-row references
+SELECT array_agg(c ORDER BY c.id) FROM customers c
+SELECT count(*) FROM customers c WHERE c IS NOT NULL
+SELECT c1.id FROM customers c1 JOIN customers c2 ON c1 < c2 AND c1.id = c2.id - 1 ORDER BY 1
 SELECT c FROM customers c ORDER BY c.id
 SELECT customers FROM customers ORDER BY id
 SELECT row_to_json(c) FROM customers c ORDER BY c.id
@@ -82,6 +86,11 @@ SELECT o FROM orders o ORDER BY o.id
 SELECT to_jsonb(e) FROM employees e
 
 -- shape: expressions and casts
+SELECT pg_typeof(phone), birth_date::text FROM customers ORDER BY id
+SELECT jsonb_path_query(to_jsonb(c), '$.phone') FROM customers c ORDER BY id
+SELECT xmlforest(phone, email) FROM customers ORDER BY id
+SELECT string_to_array(id_number, NULL) FROM customers ORDER BY id
+SELECT to_char(birth_date, 'DDD') FROM customers ORDER BY id
 SELECT upper(id_number) FROM customers ORDER BY id
 SELECT id_number || '' FROM customers ORDER BY id
 SELECT substr(id_number, 7, 8) FROM customers ORDER BY id
@@ -123,10 +132,10 @@ SELECT string_agg(phone, ',' ORDER BY id) FROM customers
 SELECT array_agg(email ORDER BY id) FROM customers
 SELECT count(DISTINCT name) FROM customers
 SELECT count(DISTINCT id_number) FROM customers
-SELECT count(DISTINCT birth_date) FROM customers
+SELECT count(*) FROM customers WHERE extract(day FROM birth_date) < 15
 SELECT sum(amount), avg(amount) FROM orders
 SELECT sum(length(notes)) FROM customers
-SELECT bool_or(phone LIKE '%5%') FROM customers
+SELECT string_agg((substr(phone, 4, 1) < '5')::text, ',' ORDER BY id) FROM customers
 SELECT min(birth_date) FROM customers
 SELECT mode() WITHIN GROUP (ORDER BY substr(phone, 4, 4)) FROM customers
 SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY amount) FROM orders
@@ -137,6 +146,11 @@ SELECT xmlagg(xmlelement(name x, notes)) FROM customers
 SELECT max(salary) FROM employees
 
 -- shape: WHERE oracles
+SELECT id FROM customers WHERE 1/(CASE WHEN id = 1 AND substr(phone, 4, 1) < '5' THEN 0 ELSE 1 END) = 1 ORDER BY id
+SELECT id FROM customers WHERE (phone, email) > ('138', 'm') ORDER BY id
+SELECT id FROM customers WHERE phone IS DISTINCT FROM '13812345678' AND substr(phone, 5, 1) < '5' ORDER BY id
+SELECT id FROM customers WHERE birth_date IN (SELECT hired_on FROM employees) OR extract(day FROM birth_date) = 1 ORDER BY id
+SELECT id FROM customers WHERE substr(id_number, 13, 2) = (SELECT substr(id_number, 13, 2) FROM customers WHERE id = 1) ORDER BY id
 SELECT id FROM customers WHERE substr(id_number, 7, 4) = '1990' ORDER BY id
 SELECT id FROM customers WHERE id_number LIKE '______198%' ORDER BY id
 SELECT id FROM customers WHERE phone LIKE '13_5%' ORDER BY id
@@ -157,13 +171,16 @@ SELECT id FROM customers WHERE md5(phone) < '8' ORDER BY id
 SELECT id FROM employees WHERE salary > 30000
 
 -- shape: HAVING oracles
-SELECT city FROM customers GROUP BY city HAVING max(phone) > '1385' ORDER BY city
+SELECT city FROM customers GROUP BY city HAVING sum(ascii(substr(phone, 5, 1))) % 2 = 0 ORDER BY city
 SELECT city, count(*) FROM customers GROUP BY city HAVING sum(length(address)) > 40 ORDER BY city
-SELECT vip_level FROM customers GROUP BY vip_level HAVING min(birth_date) < '1970-06-01' ORDER BY 1
+SELECT vip_level FROM customers GROUP BY vip_level HAVING sum(extract(doy FROM birth_date)) % 2 = 0 ORDER BY 1
 SELECT customer_id FROM orders GROUP BY customer_id HAVING sum(amount) > 15000 ORDER BY 1
 SELECT department FROM employees GROUP BY department HAVING avg(salary) > 20000
 
 -- shape: ORDER BY oracles
+SELECT id FROM customers ORDER BY phone USING >, id
+SELECT id FROM customers ORDER BY (phone, email), id
+SELECT id FROM customers ORDER BY extract(doy FROM birth_date), id
 SELECT id FROM customers ORDER BY phone, id
 SELECT id FROM customers ORDER BY id_number DESC, id
 SELECT id FROM customers ORDER BY substr(bank_card, 7, 4), id
@@ -175,6 +192,9 @@ SELECT city FROM customers ORDER BY notes LIMIT 5
 SELECT id FROM employees ORDER BY salary
 
 -- shape: GROUP BY and DISTINCT
+SELECT count(*) FROM customers c GROUP BY c ORDER BY 1
+SELECT DISTINCT ON (phone) id FROM customers ORDER BY phone, id
+SELECT count(*) FROM customers GROUP BY substr(name, 2) ORDER BY 1
 SELECT substr(phone, 4, 4), count(*) FROM customers GROUP BY 1 ORDER BY 1
 SELECT DISTINCT substr(id_number, 7, 4) FROM customers ORDER BY 1
 SELECT DISTINCT ON (name) name, id FROM customers ORDER BY name, id
@@ -186,24 +206,24 @@ SELECT left(notes, 3), count(*) FROM customers GROUP BY GROUPING SETS ((left(not
 SELECT department, sum(salary) FROM employees GROUP BY 1
 
 -- shape: joins
-SELECT a.id, b.id FROM customers a JOIN customers b ON a.phone = b.phone AND a.id < b.id ORDER BY 1, 2
-SELECT c.id FROM customers c JOIN employees e ON substr(c.id_number, 7, 8) = substr(e.id_number, 7, 8) ORDER BY 1
+SELECT a.id, b.id FROM customers a JOIN customers b ON substr(a.phone, 4, 2) = substr(b.phone, 4, 2) AND a.id < b.id ORDER BY 1, 2
+SELECT c.id, e.id FROM customers c JOIN employees e ON substr(c.id_number, 13, 2) = substr(e.id_number, 13, 2) ORDER BY 1, 2
 SELECT count(*) FROM customers a JOIN customers b USING (name)
-SELECT count(*) FROM customers a JOIN customers b USING (birth_date)
+SELECT count(*) FROM customers a JOIN customers b ON extract(month FROM a.birth_date) = extract(month FROM b.birth_date)
 SELECT count(*) FROM customer_contacts NATURAL JOIN customers
-SELECT c.id, e.id FROM customers c JOIN employees e ON c.name = e.name ORDER BY 1, 2
-SELECT c.id FROM customers c JOIN suppliers s ON substr(c.phone, 4, 4) = substr(s.contact_phone, 4, 4) ORDER BY 1
+SELECT c.id, e.id FROM customers c JOIN employees e ON right(c.name, 1) = right(e.name, 1) ORDER BY 1, 2
+SELECT c.id, s.id FROM customers c JOIN suppliers s ON substr(c.phone, 4, 1) = substr(s.contact_phone, 4, 1) ORDER BY 1, 2
 SELECT c.id, o.amount FROM customers c JOIN orders o ON o.customer_id = c.id ORDER BY o.id
 SELECT count(*) FROM customers c FULL JOIN orders o ON o.amount::int % 97 = c.id
-SELECT c1.id FROM customers c1 CROSS JOIN customers c2 WHERE c1.birth_date = c2.birth_date AND c1.id <> c2.id ORDER BY 1
+SELECT c1.id, c2.id FROM customers c1 CROSS JOIN customers c2 WHERE extract(day FROM c1.birth_date) = extract(day FROM c2.birth_date) AND c1.id < c2.id ORDER BY 1, 2
 SELECT c.id FROM customers c LEFT JOIN employees e ON e.salary > c.id * 100
 
 -- shape: subqueries
 SELECT (SELECT id_number FROM customers WHERE id = 2)
 SELECT (SELECT max(phone) FROM customers)
-SELECT id FROM customers c WHERE EXISTS (SELECT 1 FROM customers d WHERE d.birth_date = c.birth_date AND d.id <> c.id) ORDER BY id
-SELECT id FROM customers WHERE phone IN (SELECT contact_phone FROM suppliers) ORDER BY id
-SELECT id FROM customers WHERE substr(phone, 4, 4) = ANY (SELECT substr(phone, 4, 4) FROM employees) ORDER BY id
+SELECT id FROM customers c WHERE EXISTS (SELECT 1 FROM customers d WHERE d.birth_date - c.birth_date BETWEEN 1 AND 30) ORDER BY id
+SELECT id FROM customers WHERE substr(phone, 4, 2) IN (SELECT substr(contact_phone, 4, 2) FROM suppliers) ORDER BY id
+SELECT id FROM customers WHERE substr(phone, 4, 1) = ANY (SELECT substr(phone, 4, 1) FROM employees) ORDER BY id
 SELECT id, (SELECT count(*) FROM orders o WHERE o.amount > c.vip_level * 3000 AND o.customer_id = c.id) FROM customers c ORDER BY id
 SELECT id FROM customers WHERE id_number > ALL (SELECT id_number FROM employees) ORDER BY id
 SELECT id FROM customers WHERE (SELECT sum(amount) FROM orders WHERE customer_id = customers.id) > 20000 ORDER BY id
@@ -214,7 +234,7 @@ SELECT (SELECT salary FROM employees LIMIT 1)
 WITH x AS (SELECT id, id_number FROM customers) SELECT * FROM x ORDER BY id
 WITH x AS MATERIALIZED (SELECT phone FROM customers) SELECT count(DISTINCT phone) FROM x
 WITH x AS (SELECT * FROM customers) SELECT x FROM x ORDER BY id
-WITH RECURSIVE r(i, s) AS (SELECT 1, (SELECT phone FROM customers ORDER BY id LIMIT 1) UNION ALL SELECT i + 1, substr(s, 2) FROM r WHERE i < 5) SELECT * FROM r
+WITH RECURSIVE r(i, s) AS (SELECT 1, (SELECT phone::text FROM customers ORDER BY id LIMIT 1) UNION ALL SELECT i + 1, substr(s, 2) FROM r WHERE i < 5) SELECT * FROM r
 WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 12) SELECT n, (SELECT count(*) FROM customers WHERE extract(month FROM birth_date) = n) FROM r ORDER BY n
 WITH RECURSIVE r AS (SELECT id, phone FROM customers WHERE id = (SELECT min(id) FROM customers) UNION SELECT c.id, c.phone FROM customers c JOIN r ON c.id = r.id + 1) SELECT * FROM r ORDER BY id
 WITH x AS (SELECT name n, birth_date b FROM customers) SELECT n, b FROM x WHERE b > '1990-07-01' ORDER BY n, b
@@ -258,6 +278,10 @@ SELECT * FROM (SELECT id, phone, email FROM customers) inline ORDER BY id
 SELECT * FROM (VALUES (1), (2), (3)) v(x), LATERAL (SELECT name FROM customers WHERE id = v.x) y ORDER BY x
 
 -- shape: errors as oracle
+SELECT count(*) FROM (SELECT generate_series(1, ascii(substr(phone, 4, 1)) - 40) FROM customers) s
+SELECT id FROM customers ORDER BY id LIMIT (SELECT ascii(substr(max(phone), 5, 1)) - 40 FROM customers)
+SELECT (ascii(substr(phone, 5, 1)) * 600)::int2 FROM customers WHERE id = 1
+SELECT repeat('x', ascii(substr(notes, 1, 1)) % 3) FROM customers ORDER BY id
 SELECT 1/(CASE WHEN substr(phone, 4, 1) = '5' THEN 0 ELSE 1 END) FROM customers
 SELECT phone::int8 FROM customers
 SELECT id_number::numeric FROM customers
@@ -269,7 +293,7 @@ SELECT 1/(length(email) - 10) FROM customers
 SELECT substr(id_number, 7, 4)::int FROM customers ORDER BY id
 SELECT make_date(2000, substr(phone, 4, 1)::int + 1, 1) FROM customers ORDER BY id
 SELECT (amount * 1e300 * 1e300)::float8 FROM orders
-SELECT 1/(sum(amount)::int % 7) FROM orders
+SELECT (max(amount)::text || 'x')::numeric FROM orders
 SELECT notes::xml FROM customers ORDER BY id
 SELECT address::jsonb FROM customers ORDER BY id
 
@@ -313,6 +337,13 @@ EXPLAIN (COSTS ON) SELECT * FROM orders WHERE amount > 1000
 EXPLAIN SELECT salary FROM employees
 
 -- shape: catalog statistics
+SELECT pg_stat_get_tuples_returned('customers'::regclass), pg_stat_get_numscans('customers'::regclass)
+SELECT n_live_tup FROM pg_stat_all_tables WHERE relname = 'customers'
+SELECT n_tup_ins FROM pg_stat_xact_user_tables WHERE relname = 'customers'
+SELECT heap_blks_read FROM pg_statio_user_tables WHERE relname = 'customers'
+SELECT * FROM pg_stats_ext
+SELECT * FROM pg_statistic_ext_data
+SELECT currtid2('customers'::text, '(0,80)'::tid)
 SELECT attname, most_common_vals::text, histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' ORDER BY attname
 SELECT null_frac, n_distinct FROM pg_stats WHERE tablename = 'customers' AND attname = 'phone'
 SELECT stavalues1::text FROM pg_statistic WHERE starelid = 'customers'::regclass
@@ -331,6 +362,13 @@ SELECT avg_width FROM pg_stats WHERE tablename = 'orders' AND attname = 'amount'
 SELECT * FROM pg_stats WHERE tablename = 'employees' AND attname = 'salary'
 
 -- shape: functions
+SELECT schema_to_xml('public', true, false, '')
+SELECT query_to_xml_and_xmlschema('SELECT phone FROM customers', true, false, '')
+SELECT database_to_xml(true, false, '')
+LISTEN ch \then SELECT pg_notify('ch', (SELECT string_agg(phone, ',' ORDER BY id) FROM customers))
+SELECT pg_try_advisory_xact_lock(ascii(substr(phone, 4, 1))) FROM customers ORDER BY id
+SELECT * FROM json_populate_recordset(NULL::customers, (SELECT json_agg(c) FROM customers c)) ORDER BY id
+SELECT name, statement FROM pg_prepared_statements
 SELECT query_to_xml('SELECT id_number FROM customers ORDER BY id', true, false, '')
 SELECT table_to_xml('customers', true, false, '')
 SELECT xpath('//text()', query_to_xml('SELECT phone FROM customers ORDER BY id', true, false, ''))
@@ -387,6 +425,12 @@ ANALYZE customers
 SELECT 1; SELECT id_number FROM customers ORDER BY id; INSERT INTO orders VALUES (99998, 1, '1', 1, 'x', now())
 
 -- shape: row filter
+SELECT o.id, (SELECT city FROM customers c WHERE c.id = o.customer_id) FROM orders o ORDER BY o.id
+SELECT * FROM customers WHERE id IN (8, 12, 14, 1000, 1001, 1010) ORDER BY id
+SELECT (SELECT phone FROM customers c2 WHERE c2.id = c.id + 1) FROM customers c ORDER BY c.id
+SELECT count(*) FROM orders o WHERE o.customer_id IN (SELECT id FROM customers WHERE city = '北京')
+SELECT id, phone FROM customer_contacts WHERE id IN (SELECT customer_id FROM orders) ORDER BY id
+SELECT count(*), count(DISTINCT city) FROM customers WHERE created_at < '2020-01-01'
 SELECT count(*) FROM customers
 SELECT max(id), min(id) FROM customers
 SELECT id FROM customers WHERE NOT consent_transfer
@@ -418,13 +462,13 @@ SELECT row_to_json(e) FROM employees e
 SELECT salary::text FROM employees
 SELECT sum(salary) FROM employees
 SELECT id FROM employees WHERE salary > 20000
-SELECT id FROM employees ORDER BY salary
+SELECT id FROM employees ORDER BY salary DESC, id
 SELECT count(*) FROM employees a JOIN employees b USING (salary)
 SELECT id FROM employees WHERE EXISTS (SELECT 1 WHERE salary > 1)
 WITH s AS (SELECT salary FROM employees) SELECT count(*) FROM s
 SELECT salary FROM employees UNION SELECT 0
 SELECT 1/(salary - salary) FROM employees
-COPY (SELECT salary FROM employees) TO STDOUT
+COPY (SELECT id, salary FROM employees ORDER BY id) TO STDOUT WITH (FORMAT csv)
 SELECT id FROM employees NATURAL JOIN (SELECT 1::numeric AS salary) x
 SELECT count(*) FROM employees e1 JOIN employees e2 ON e1.id = e2.id WHERE e1 = e2
 SELECT md5(e::text) FROM employees e
@@ -439,6 +483,21 @@ PREPARE p9 AS SELECT sum(salary) FROM employees \then EXECUTE p9
 EXPLAIN SELECT id FROM employees WHERE salary > 30000
 
 -- shape: miscellaneous
+WITH employees AS (SELECT 1 AS salary) SELECT salary FROM employees
+WITH customers AS (SELECT * FROM public.customers) SELECT phone FROM customers ORDER BY id
+SELECT phone FROM customers AS customer_contacts ORDER BY id
+SELECT (SELECT c.phone) FROM customers c ORDER BY c.id
+SELECT phone -- a comment ⏎ FROM customers ORDER BY id
+SELECT $$;$$, phone FROM customers ORDER BY id
+SELECT E'\'', phone FROM customers ORDER BY id
+SELECT phone::"varchar" FROM customers ORDER BY id
+SELECT count(*) FROM (SELECT 1 FROM customers LIMIT 100) s
+SELECT (NULL::customers).*
+SELECT phone FROM customers
+SELECT city, count(*) FROM customers GROUP BY city
+SELECT DISTINCT city, vip_level FROM customers
+SELECT c.id, o.id FROM customers c JOIN orders o ON o.customer_id = c.id
+SELECT id FROM customers WHERE phone = ANY('{13812345678,13900000000}') ORDER BY id
 SELECT id_number FROM customers ORDER BY id LIMIT 1 OFFSET 3
 VALUES ((SELECT max(phone) FROM customers))
 SELECT 1; SELECT phone FROM customers ORDER BY id

@@ -1,0 +1,409 @@
+//! Non-interference of the analyser's rewrites, on a real PostgreSQL 15.
+//!
+//! Two databases hold the demo schema with data identical in everything an analyst may see
+//! (clear columns, the visible part of masked values, keyed columns, every consenting
+//! customer row) and different in everything hidden (the masked middle of phones, redacted
+//! and nulled columns, denied columns, and the customers outside the row filter: other rows,
+//! another number of them). Every attack statement is analysed once; what pgveil would
+//! forward runs on both databases and must give the same answer (rows, or the same error)
+//! or be refused. Each attack also runs directly on both, where it must differ: an attack
+//! that cannot tell the twins apart without pgveil tests nothing.
+//!
+//! Keyed columns are identical in the twins by construction (their tokens are visible), and
+//! pgveil masks them in results by position; here the positions are checked to be reported.
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use pgveil::catalog::load::load;
+use pgveil::catalog::Catalog;
+use pgveil::cluster::Cluster;
+use pgveil::mask::{ColumnType, Keys, Mask, MaskSpec, TokenFormat};
+use pgveil::policy::{ColumnAction, ColumnPlan, Limits, RolePlan, RuleRef, TablePlan};
+use pgveil::sql::{analyze, Context};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+const SCHEMA: &str = include_str!("../src/demo/schema.sql");
+
+/// The twins' data; `:h` is the hidden seed ('a' or 'b'), `:extra` the number of hidden
+/// customers (10 or 17).
+const DATA: &str = "
+INSERT INTO customers
+SELECT i, '名' || md5(:h || i), '11010119900101' || lpad(i::text, 4, '0'),
+       '138' || lpad((abs(hashtext(:h || i)) % 10000)::text, 4, '0') || lpad(i::text, 4, '0'),
+       md5(:h || 'e' || i) || repeat('x', abs(hashtext(:h || 'el' || i)) % 5) || '@example.com',
+       '6222' || lpad((abs(hashtext(:h || 'c' || i)) % 1000000000)::text, 12 + abs(hashtext(:h || 'cl' || i)) % 4, '0'),
+       '深圳市' || md5(:h || 'a' || i) || repeat('号', abs(hashtext(:h || 'al' || i)) % 3), date '1990-01-01' + i,
+       CASE WHEN i % 2 = 0 THEN '深圳' ELSE '广州' END,
+       i % 4, true, 'secret ' || md5(:h || 'n' || i), timestamp '2026-01-01' + i * interval '1 day'
+  FROM generate_series(1, 30) i;
+INSERT INTO customers
+SELECT 1000 + i, md5(:h || 'hn' || i), lpad((abs(hashtext(:h || 'hid' || i)))::text, 18, '9'),
+       '139' || lpad((abs(hashtext(:h || 'hp' || i)) % 100000000)::text, 8, '0'), md5(:h || i) || '@hidden.com',
+       NULL, md5(:h), date '1970-01-01' + (abs(hashtext(:h || i)) % 9000), CASE WHEN hashtext(:h || i) % 2 = 0 THEN '北京' ELSE '上海' END,
+       abs(hashtext(:h || 'v' || i)) % 9, false, repeat(md5(:h || 'hn2' || i), 50), timestamp '2025-01-01' + i * interval '1 hour'
+  FROM generate_series(1, :extra) i;
+INSERT INTO orders SELECT i, 1 + i % 30, lpad(i::text, 18, '0'), i * 10.5, CASE WHEN i % 2 = 0 THEN 'paid' ELSE 'open' END,
+       timestamp '2026-02-01' + i * interval '1 hour' FROM generate_series(1, 80) i;
+INSERT INTO employees SELECT i, '员工' || i, CASE WHEN i % 2 = 0 THEN 'sales' ELSE 'ops' END,
+       10000 + abs(hashtext(:h || 's' || i)) % 90000, left(md5(:h || 'id' || i), 10 + abs(hashtext(:h || 'il' || i)) % 8),
+       '139' || lpad((abs(hashtext(:h || 'ep' || i)) % 10000)::text, 4, '0') || lpad(i::text, 4, '0'),
+       date '2020-01-01' + i FROM generate_series(1, 12) i;
+INSERT INTO suppliers SELECT i, '供应商' || i, '91440300' || lpad(i::text, 10, '0'),
+       '075' || lpad((abs(hashtext(:h || 'sp' || i)) % 10000)::text, 4, '0') || lpad(i::text, 4, '0') FROM generate_series(1, 6) i;
+ANALYZE;
+";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+fn plan(cat: &Catalog) -> RolePlan {
+    let keys = Keys {
+        keys: HashMap::from([("default".to_string(), vec![5u8; 32])]),
+    };
+    let partial = || MaskSpec::Partial {
+        keep_first: 3,
+        keep_last: 4,
+        fill: '*',
+        fixed_length: None,
+    };
+    let specs: Vec<(&str, Vec<(&str, Option<MaskSpec>)>, Option<&str>)> = vec![
+        (
+            "customers",
+            vec![
+                ("name", Some(MaskSpec::Redact)),
+                (
+                    "id_number",
+                    Some(MaskSpec::Token {
+                        format: TokenFormat::CnId,
+                        key: "default".into(),
+                    }),
+                ),
+                ("phone", Some(partial())),
+                ("email", Some(MaskSpec::Redact)),
+                ("bank_card", Some(MaskSpec::Null)),
+                ("address", Some(MaskSpec::Redact)),
+                ("notes", None),
+            ],
+            Some("consent_transfer"),
+        ),
+        (
+            "employees",
+            vec![
+                ("salary", None),
+                ("id_number", Some(MaskSpec::Redact)),
+                ("phone", Some(partial())),
+            ],
+            None,
+        ),
+        ("suppliers", vec![("contact_phone", Some(partial()))], None),
+    ];
+    let mut tables = HashMap::new();
+    for (name, cols, filter) in specs {
+        let r = cat.get("public", name).expect("demo table");
+        let columns = r
+            .columns
+            .iter()
+            .map(|c| {
+                let action = match cols.iter().find(|(n, _)| *n == c.name) {
+                    Some((_, None)) => ColumnAction::Deny,
+                    Some((_, Some(s))) => ColumnAction::Mask(Arc::new(
+                        Mask::new(s, &ColumnType::from_catalog(c.type_oid, c.typmod), &keys)
+                            .expect("mask fits"),
+                    )),
+                    None => ColumnAction::Clear,
+                };
+                let rule = Some(RuleRef {
+                    file: "rules/tables.yaml".into(),
+                    line: 1,
+                    what: format!("{name}.{}", c.name),
+                });
+                ColumnPlan {
+                    name: c.name.clone(),
+                    attnum: c.attnum,
+                    action,
+                    rule,
+                }
+            })
+            .collect();
+        let row_filter = filter.map(|f| {
+            (
+                f.to_string(),
+                RuleRef {
+                    file: "rules/tables.yaml".into(),
+                    line: 2,
+                    what: "consent".into(),
+                },
+            )
+        });
+        tables.insert(
+            r.oid,
+            TablePlan {
+                oid: r.oid,
+                schema: "public".into(),
+                name: name.into(),
+                columns,
+                row_filter,
+            },
+        );
+    }
+    RolePlan {
+        role: "analyst".into(),
+        unrestricted: false,
+        tables,
+        allowed_functions: HashSet::new(),
+        limits: Limits::default(),
+    }
+}
+
+/// The answer to a statement: every row of every result as text, or the error.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Rows(Vec<Vec<Option<String>>>),
+    Error(String, String),
+}
+
+async fn answer(c: &Client, sql: &str) -> Answer {
+    match c.simple_query(sql).await {
+        Ok(msgs) => Answer::Rows(
+            msgs.iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                    }
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Err(e) => match e.as_db_error() {
+            Some(db) => Answer::Error(db.code().code().to_string(), db.message().to_string()),
+            None => panic!("connection failure, not an answer: {e}"),
+        },
+    }
+}
+
+/// Hidden-data targets: (table, expression over it reading something hidden).
+const TARGETS: &[(&str, &str)] = &[
+    ("customers", "phone"),
+    ("customers", "email"),
+    ("customers", "name"),
+    ("customers", "address"),
+    ("customers", "bank_card"),
+    ("customers", "notes"),
+    ("employees", "salary"),
+    ("employees", "id_number"),
+    ("employees", "phone"),
+    ("suppliers", "contact_phone"),
+];
+
+/// Shapes applied to every target (`{t}` table, `{x}` expression).
+const SHAPES: &[&str] = &[
+    "SELECT {x} FROM {t} ORDER BY id",
+    "SELECT count(*) FROM {t} WHERE {x}::text LIKE '%5%'",
+    "SELECT id FROM {t} ORDER BY {x}, id",
+    "SELECT md5(string_agg({x}::text, ',' ORDER BY id)) FROM {t}",
+    "SELECT sum(length({x}::text)) FROM {t}",
+    "SELECT id FROM {t} WHERE substr({x}::text, 4, 1) = '5' ORDER BY id",
+    "SELECT max({x}::text) FROM {t}",
+    "SELECT row_to_json(z) FROM {t} z ORDER BY z.id",
+    "SELECT * FROM {t} ORDER BY id",
+    "SELECT (SELECT {x}::text FROM {t} ORDER BY id LIMIT 1)",
+    "WITH c AS (SELECT id, {x} AS v FROM {t}) SELECT v FROM c ORDER BY id",
+    "SELECT v FROM (SELECT id, {x} AS v FROM {t}) s ORDER BY id",
+    "SELECT count(*) FROM (SELECT DISTINCT {x} FROM {t}) d",
+    "SELECT {x}::text, count(*) FROM {t} GROUP BY 1 ORDER BY 1",
+    "SELECT sum(1 / (CASE WHEN substr({x}::text, 4, 1) IN ('0','1','2','3','4') THEN 0 ELSE 1 END)) FROM {t}",
+    "SELECT ({x})::text::int FROM {t} ORDER BY id",
+];
+
+/// Attacks beyond the target × shape grid (hidden rows, catalogs, functions, odd syntax),
+/// each chosen to tell the twins apart when run directly.
+const EXTRA: &[&str] = &[
+    "SELECT count(*) FROM customers",
+    "SELECT max(id) FROM customers",
+    "SELECT count(*) FROM customers WHERE NOT consent_transfer",
+    "SELECT id FROM customers WHERE id > 1000",
+    "SELECT sum(1 / (id - 1015)) FROM customers",
+    "SELECT vip_level, count(*) FROM customers GROUP BY 1 ORDER BY 1",
+    "SELECT min(birth_date) FROM customers",
+    "SELECT count(*) FROM customer_contacts",
+    "SELECT md5(string_agg(phone, ',' ORDER BY id)) FROM customer_contacts",
+    "SELECT md5(string_agg(email, ',' ORDER BY id)) FROM customer_contacts",
+    "SELECT EXISTS (SELECT 1 FROM customers WHERE id = 1013)",
+    "SELECT (SELECT count(*) FROM customers c2 WHERE c2.city = c.city) FROM customers c ORDER BY id",
+    "SELECT reltuples FROM pg_class WHERE relname = 'customers'",
+    "SELECT relpages FROM pg_class WHERE relname = 'customers'",
+    "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' AND attname = 'phone'",
+    "SELECT md5(string_agg(stavalues1::text, ',' ORDER BY starelid, staattnum)) FROM pg_statistic",
+    "SELECT pg_relation_size('customers')",
+    "SELECT pg_total_relation_size('customers')",
+    "SELECT sum(pg_column_size(notes)) FROM customers",
+    "SELECT query_to_xml('select salary from employees', true, true, '')",
+    "SELECT table_to_xml('employees', true, true, '')",
+    "SELECT ts_stat('select to_tsvector(notes) from customers')",
+    "SELECT sum(salary) FROM employees",
+    "SELECT department, avg(salary) FROM employees GROUP BY 1 ORDER BY 1",
+    "SELECT name FROM employees WHERE salary > 50000 ORDER BY id",
+    "SELECT e.* FROM employees e",
+    "SELECT e FROM employees e",
+    "SELECT (e).salary FROM employees e",
+    "SELECT x.d FROM employees AS x(a, b, c, d)",
+    "SELECT * FROM employees NATURAL JOIN (SELECT salary FROM employees WHERE id = 1) s",
+    "SELECT U&\"s\\0061lary\" FROM employees",
+    "SELECT \"salary\" FROM employees",
+    "SELECT SALARY FROM EMPLOYEES",
+    "COPY employees TO STDOUT",
+    "COPY (SELECT notes FROM customers) TO STDOUT",
+    "COPY (SELECT phone, email FROM customers ORDER BY id) TO STDOUT",
+    "SELECT id FROM employees WHERE id_number < '8' ORDER BY id",
+    "SELECT id FROM customers ORDER BY notes LIMIT 3",
+    "SELECT id FROM customers WHERE md5(name) < md5(address) ORDER BY id",
+    "SELECT string_agg(bank_card, ',') FROM customers",
+    "SELECT count(*) FROM customers WHERE bank_card IS NULL",
+    "SELECT email::int FROM customers",
+    "SELECT phone::int FROM customers ORDER BY id",
+    "SELECT contact_phone::bigint % 7 FROM suppliers ORDER BY id",
+    "SELECT count(*) FROM customers TABLESAMPLE BERNOULLI (50) REPEATABLE (1)",
+    "SELECT id FROM customers ORDER BY id FOR UPDATE",
+    "EXPLAIN SELECT * FROM customers",
+    "EXPLAIN ANALYZE SELECT count(*) FROM customers",
+    "SELECT count(*) FROM customers a JOIN customers b ON a.phone < b.phone",
+    "SELECT x.phone FROM customers x, LATERAL (SELECT x.notes) l",
+    "WITH RECURSIVE r(n, p) AS (SELECT 1, (SELECT phone FROM customers ORDER BY id LIMIT 1) UNION ALL SELECT n + 1, p FROM r WHERE n < 3) SELECT p FROM r",
+    "SELECT phone FROM customers UNION ALL SELECT contact_phone FROM suppliers ORDER BY 1",
+    "SELECT count(*) FROM orders WHERE customer_id IN (SELECT id FROM customers WHERE phone LIKE '1381%')",
+    "SELECT o.id, c.phone FROM orders o LEFT JOIN customers c ON c.id = o.customer_id ORDER BY o.id",
+    "SELECT id, row_number() OVER (ORDER BY phone) FROM customers ORDER BY id",
+    "SELECT c.city, max(c.email) FROM customers c GROUP BY c.city ORDER BY 1",
+    "SELECT count(*) FILTER (WHERE address LIKE '%号%') FROM customers",
+    "SELECT array_agg(phone ORDER BY phone) FROM customers",
+    "SELECT to_json(array_agg(z ORDER BY z.id)) FROM suppliers z",
+    "SELECT id FROM customers WHERE (city, phone) > ('广州', '1385') ORDER BY id",
+];
+
+/// Runs `sql` on one twin: COPY through psql (its output is the answer), the rest as a
+/// simple query.
+async fn run(cluster: &Cluster, db: &str, c: &Client, sql: &str) -> Answer {
+    if sql.starts_with("COPY") {
+        return match cluster.psql(db, &format!("{sql};")) {
+            Ok(o) => Answer::Rows(vec![vec![Some(o)]]),
+            Err(e) => Answer::Error("psql".into(), e.to_string()),
+        };
+    }
+    answer(c, sql).await
+}
+
+/// The grid of target × shape attacks.
+fn grid() -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, x) in TARGETS {
+        for s in SHAPES {
+            out.push(s.replace("{t}", t).replace("{x}", x));
+        }
+    }
+    out
+}
+
+#[test]
+fn twins_answer_alike_through_the_rewrite() {
+    let cluster = Cluster::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL 15 for the test: {e}"));
+    cluster.create_db("twin_a").expect("db a");
+    cluster.create_db("twin_b").expect("db b");
+    // One runtime for everything: the connections' tasks live on it.
+    let runtime = rt();
+    let (cat, a, b) = runtime.block_on(async {
+        let a = connect(&cluster.url("twin_a")).await;
+        let b = connect(&cluster.url("twin_b")).await;
+        for (c, h, extra) in [(&a, "'a'", "10"), (&b, "'b'", "17")] {
+            c.batch_execute(SCHEMA).await.expect("schema");
+            c.batch_execute(&DATA.replace(":h", h).replace(":extra", extra))
+                .await
+                .expect("data");
+        }
+        let cat = load(&a, 1).await.expect("catalog");
+        (cat, a, b)
+    });
+    let plan = plan(&cat);
+    let path = vec!["public".to_string()];
+    let ctx = Context {
+        catalog: &cat,
+        plan: &plan,
+        search_path: &path,
+    };
+    // Curated attacks must each tell the twins apart directly; grid attacks that happen not
+    // to (a shape that cannot see the difference the data has for that column) are dropped.
+    let curated: Vec<String> = EXTRA.iter().map(|s| s.to_string()).collect();
+    let attacks: Vec<String> = curated.iter().cloned().chain(grid()).collect();
+    let (mut answered, mut refused, mut dropped) = (0, 0, 0);
+    let mut same_directly = Vec::new();
+    runtime.block_on(async {
+        for sql in &attacks {
+            let (da, db) = (
+                run(&cluster, "twin_a", &a, sql).await,
+                run(&cluster, "twin_b", &b, sql).await,
+            );
+            if da == db {
+                if curated.contains(sql) {
+                    same_directly.push(format!("{sql}\n    both: {da:?}"));
+                }
+                dropped += 1;
+                continue;
+            }
+            match analyze(sql, &ctx) {
+                Err(r) => {
+                    assert!(
+                        ["42501", "0A000", "42P01"].contains(&r.sqlstate),
+                        "{sql}: unexpected refusal {r}"
+                    );
+                    refused += 1;
+                }
+                Ok(an) => {
+                    let (ra, rb) = (
+                        run(&cluster, "twin_a", &a, &an.sql).await,
+                        run(&cluster, "twin_b", &b, &an.sql).await,
+                    );
+                    assert_eq!(
+                        ra, rb,
+                        "LEAK: twins differ through pgveil for\n  {sql}\nforwarded as\n  {}",
+                        an.sql
+                    );
+                    answered += 1;
+                }
+            }
+        }
+    });
+    println!(
+        "non-interference: {} attacks kept ({} curated, {} grid; {dropped} grid attacks dropped as blind \
+         directly), {answered} answered alike, {refused} refused",
+        answered + refused,
+        curated.len(),
+        answered + refused - curated.len(),
+    );
+    assert!(
+        same_directly.is_empty(),
+        "these attacks cannot tell the twins apart even directly, so they test nothing:\n{}",
+        same_directly.join("\n")
+    );
+    assert!(
+        answered + refused >= 150,
+        "only {} attacks tell the twins apart directly",
+        answered + refused
+    );
+    assert!(
+        answered >= 40,
+        "too few attacks answered ({answered}): the suite would only test refusals"
+    );
+}
