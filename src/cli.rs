@@ -12,10 +12,20 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::ServeConfig;
 
 #[derive(Parser, Debug)]
-#[command(name = "pgveil", version, about = "A PostgreSQL proxy that masks protected columns for restricted roles")]
+#[command(
+    name = "pgveil",
+    version,
+    about = "A PostgreSQL proxy that masks protected columns for restricted roles"
+)]
 pub struct Cli {
     /// Log format.
-    #[arg(long, global = true, value_enum, default_value = "pretty", env = "PGVEIL_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "pretty",
+        env = "PGVEIL_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -61,10 +71,13 @@ pub enum Command {
     /// --upstream the columns a scan flags that no rule covers.
     /// Example: pgveil report --rules rules/ --upstream postgres://pgveil@db/seller --format html > report.html
     Report {
+        /// The rules directory.
         #[arg(long, env = "PGVEIL_RULES", default_value = "rules")]
         rules: PathBuf,
+        /// The database: compile the rules against its catalog and scan it for uncovered columns.
         #[arg(long, env = "PGVEIL_UPSTREAM")]
         upstream: Option<String>,
+        /// md (README, tickets), html (self-contained, printable: a page per role) or json.
         #[arg(long, value_enum, default_value = "md")]
         format: crate::report::Format,
     },
@@ -128,14 +141,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("expected a duration like 15m, got {s:?}"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a duration like 15m, got {s:?}"))?;
     let ms = match unit.trim() {
         "ms" => n,
         "" | "s" => n.saturating_mul(1000),
         "m" | "min" => n.saturating_mul(60_000),
         "h" => n.saturating_mul(3_600_000),
         "d" => n.saturating_mul(86_400_000),
-        other => return Err(format!("unknown duration unit {other:?} in {s:?} (use ms, s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {s:?} (use ms, s, m, h or d)"
+            ))
+        }
     };
     Ok(Duration::from_millis(ms))
 }
@@ -223,7 +242,9 @@ impl ServeArgs {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -30,16 +30,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             server.run(cli::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { rules, upstream } => match pgveil::rules::check::check_dir(&rules, upstream.as_deref()) {
-            Ok(summary) => {
-                println!("{summary}");
-                Ok(ExitCode::SUCCESS)
+        Command::Check { rules, upstream } => {
+            match pgveil::rules::check::check_dir(&rules, upstream.as_deref()) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    Ok(ExitCode::from(1))
+                }
             }
-            Err(e) => {
-                eprintln!("{e:#}");
-                Ok(ExitCode::from(1))
-            }
-        },
+        }
         Command::HashPassword => {
             let pw = cli::read_password()?;
             anyhow::ensure!(!pw.is_empty(), "empty password");
@@ -47,11 +49,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scan(args) => {
-            print!("{}", pgveil::scan::run(&args.options(), args.out.as_deref()).await?);
+            print!(
+                "{}",
+                pgveil::scan::run(&args.options(), args.out.as_deref()).await?
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Report { rules, upstream, format } => {
-            print!("{}", pgveil::report::run_report(&rules, upstream.as_deref(), format).await?);
+        Command::Report {
+            rules,
+            upstream,
+            format,
+        } => {
+            print!(
+                "{}",
+                pgveil::report::run_report(&rules, upstream.as_deref(), format).await?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(cli::AuditCommand::Verify { files }) => match pgveil::audit::verify_files(&files) {

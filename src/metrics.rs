@@ -35,7 +35,12 @@ pub enum Decision {
 }
 
 impl Decision {
-    const ALL: [Decision; 4] = [Decision::Passed, Decision::Masked, Decision::Refused, Decision::Unrestricted];
+    const ALL: [Decision; 4] = [
+        Decision::Passed,
+        Decision::Masked,
+        Decision::Refused,
+        Decision::Unrestricted,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -58,8 +63,13 @@ pub enum LoginResult {
 }
 
 impl LoginResult {
-    const ALL: [LoginResult; 5] =
-        [LoginResult::Ok, LoginResult::Failed, LoginResult::Locked, LoginResult::Expired, LoginResult::Refused];
+    const ALL: [LoginResult; 5] = [
+        LoginResult::Ok,
+        LoginResult::Failed,
+        LoginResult::Locked,
+        LoginResult::Expired,
+        LoginResult::Refused,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,7 +83,9 @@ impl LoginResult {
 }
 
 /// Upper bounds (seconds) of the statement latency histogram buckets.
-const LATENCY_BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// A cumulative histogram over fixed buckets.
 struct Histogram {
@@ -85,7 +97,11 @@ struct Histogram {
 
 impl Histogram {
     fn new() -> Histogram {
-        Histogram { buckets: std::array::from_fn(|_| AtomicU64::new(0)), count: AtomicU64::new(0), sum_us: AtomicU64::new(0) }
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
     }
 
     fn observe(&self, d: Duration) {
@@ -95,7 +111,8 @@ impl Histogram {
             self.buckets[i].fetch_add(1, Relaxed);
         }
         self.count.fetch_add(1, Relaxed);
-        self.sum_us.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
+        self.sum_us
+            .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
     }
 }
 
@@ -167,9 +184,15 @@ impl Metrics {
         self.statements[d as usize].fetch_add(1, Relaxed);
     }
 
-    /// Counts a refusal under its SQLSTATE (also counts the statement as refused).
+    /// Counts a refused statement under its SQLSTATE (and as a `refused` decision).
     pub fn refusal(&self, sqlstate: &str) {
         self.statement(Decision::Refused);
+        self.refusal_code(sqlstate);
+    }
+
+    /// Counts a refusal under its SQLSTATE only: for statements already counted under
+    /// another decision and stopped later (row limit, audit failure, stale prepared statement).
+    pub fn refusal_code(&self, sqlstate: &str) {
         let mut m = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
         *m.entry(sqlstate.to_string()).or_insert(0) += 1;
     }
@@ -194,14 +217,31 @@ impl Metrics {
             "# HELP pgveil_sessions_active Client sessions open now.\n# TYPE pgveil_sessions_active gauge\npgveil_sessions_active {}\n",
             self.sessions_active.load(Relaxed)
         );
-        counter(&mut s, "pgveil_sessions_total", "Client sessions started (authenticated).", self.sessions_total.load(Relaxed));
-        s.push_str("# HELP pgveil_logins_total Login attempts by result.\n# TYPE pgveil_logins_total counter\n");
+        counter(
+            &mut s,
+            "pgveil_sessions_total",
+            "Client sessions started (authenticated).",
+            self.sessions_total.load(Relaxed),
+        );
+        s.push_str(
+            "# HELP pgveil_logins_total Login attempts by result.\n# TYPE pgveil_logins_total counter\n",
+        );
         for r in LoginResult::ALL {
-            let _ = writeln!(s, "pgveil_logins_total{{result=\"{}\"}} {}", r.as_str(), self.logins[r as usize].load(Relaxed));
+            let _ = writeln!(
+                s,
+                "pgveil_logins_total{{result=\"{}\"}} {}",
+                r.as_str(),
+                self.logins[r as usize].load(Relaxed)
+            );
         }
         s.push_str("# HELP pgveil_statements_total Statements (Query or Parse messages) by decision.\n# TYPE pgveil_statements_total counter\n");
         for d in Decision::ALL {
-            let _ = writeln!(s, "pgveil_statements_total{{decision=\"{}\"}} {}", d.as_str(), self.statements[d as usize].load(Relaxed));
+            let _ = writeln!(
+                s,
+                "pgveil_statements_total{{decision=\"{}\"}} {}",
+                d.as_str(),
+                self.statements[d as usize].load(Relaxed)
+            );
         }
         s.push_str("# HELP pgveil_refusals_total Statements refused by pgveil, by SQLSTATE.\n# TYPE pgveil_refusals_total counter\n");
         {
@@ -210,9 +250,24 @@ impl Metrics {
                 let _ = writeln!(s, "pgveil_refusals_total{{sqlstate=\"{code}\"}} {n}");
             }
         }
-        counter(&mut s, "pgveil_rows_out_total", "Data rows sent to clients.", self.rows_out.load(Relaxed));
-        counter(&mut s, "pgveil_bytes_out_total", "Bytes sent to clients after startup.", self.bytes_out.load(Relaxed));
-        counter(&mut s, "pgveil_masked_values_total", "Values masked by pgveil itself (keyed masks).", self.masked_values.load(Relaxed));
+        counter(
+            &mut s,
+            "pgveil_rows_out_total",
+            "Data rows sent to clients.",
+            self.rows_out.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "pgveil_bytes_out_total",
+            "Bytes sent to clients after startup.",
+            self.bytes_out.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "pgveil_masked_values_total",
+            "Values masked by pgveil itself (keyed masks).",
+            self.masked_values.load(Relaxed),
+        );
         counter(
             &mut s,
             "pgveil_statements_rewritten_total",
@@ -223,39 +278,99 @@ impl Metrics {
         let mut cumulative = 0;
         for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
             cumulative += self.latency.buckets[i].load(Relaxed);
-            let _ = writeln!(s, "pgveil_statement_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}");
+            let _ = writeln!(
+                s,
+                "pgveil_statement_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}"
+            );
         }
         let count = self.latency.count.load(Relaxed);
-        let _ = writeln!(s, "pgveil_statement_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(s, "pgveil_statement_duration_seconds_sum {}", self.latency.sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            s,
+            "pgveil_statement_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            s,
+            "pgveil_statement_duration_seconds_sum {}",
+            self.latency.sum_us.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(s, "pgveil_statement_duration_seconds_count {count}");
-        counter(&mut s, "pgveil_upstream_errors_total", "Upstream connections that failed or broke.", self.upstream_errors.load(Relaxed));
-        counter(&mut s, "pgveil_row_limit_exceeded_total", "Statements ended by a role's max_rows.", self.row_limit_hits.load(Relaxed));
-        counter(&mut s, "pgveil_session_limit_refusals_total", "Logins refused by a role's max_sessions.", self.session_limit_hits.load(Relaxed));
-        counter(&mut s, "pgveil_sessions_revoked_total", "Open sessions ended because their login was revoked or expired.", self.sessions_revoked.load(Relaxed));
-        counter(&mut s, "pgveil_lockouts_total", "Users or client addresses locked out after failed logins.", self.lockouts.load(Relaxed));
-        counter(&mut s, "pgveil_rules_reloads_total", "Successful policy reloads (rules and catalog).", self.reloads.load(Relaxed));
-        counter(&mut s, "pgveil_rules_reload_failures_total", "Failed policy reloads (the previous policy stayed in force).", self.reload_failures.load(Relaxed));
+        counter(
+            &mut s,
+            "pgveil_upstream_errors_total",
+            "Upstream connections that failed or broke.",
+            self.upstream_errors.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "pgveil_row_limit_exceeded_total",
+            "Statements ended by a role's max_rows.",
+            self.row_limit_hits.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "pgveil_session_limit_refusals_total",
+            "Logins refused by a role's max_sessions.",
+            self.session_limit_hits.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "pgveil_sessions_revoked_total",
+            "Open sessions ended because their login was revoked or expired.",
+            self.sessions_revoked.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "pgveil_lockouts_total",
+            "Users or client addresses locked out after failed logins.",
+            self.lockouts.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "pgveil_rules_reloads_total",
+            "Successful policy reloads (rules and catalog).",
+            self.reloads.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "pgveil_rules_reload_failures_total",
+            "Failed policy reloads (the previous policy stayed in force).",
+            self.reload_failures.load(Relaxed),
+        );
         let _ = write!(
             s,
             "# HELP pgveil_policy_loaded_timestamp_seconds When the policy in force was loaded.\n# TYPE pgveil_policy_loaded_timestamp_seconds gauge\npgveil_policy_loaded_timestamp_seconds {}\n",
             self.policy_loaded_at.load(Relaxed)
         );
-        counter(&mut s, "pgveil_audit_records_total", "Audit records written.", self.audit_records.load(Relaxed));
-        counter(&mut s, "pgveil_audit_failures_total", "Audit write failures.", self.audit_failures.load(Relaxed));
+        counter(
+            &mut s,
+            "pgveil_audit_records_total",
+            "Audit records written.",
+            self.audit_records.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "pgveil_audit_failures_total",
+            "Audit write failures.",
+            self.audit_failures.load(Relaxed),
+        );
         s
     }
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Binds the metrics address (start-up fails early and clearly when it is taken).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     use anyhow::Context as _;
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {addr}"))
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` until the task is dropped.
@@ -299,16 +414,31 @@ async fn answer(tcp: &mut tokio::net::TcpStream, shared: &Shared) -> std::io::Re
         ("405 Method Not Allowed", "text/plain", "GET only\n".to_string())
     } else {
         match path {
-            "/metrics" => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", shared.metrics.render()),
+            "/metrics" => (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                shared.metrics.render(),
+            ),
             "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
             "/readyz" => match ready(shared).await {
                 Ok(()) => ("200 OK", "text/plain", "ready\n".to_string()),
-                Err(why) => ("503 Service Unavailable", "text/plain", format!("not ready: {why}\n")),
+                Err(why) => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!("not ready: {why}\n"),
+                ),
             },
-            _ => ("404 Not Found", "text/plain", "not found: try /metrics, /healthz, /readyz\n".to_string()),
+            _ => (
+                "404 Not Found",
+                "text/plain",
+                "not found: try /metrics, /healthz, /readyz\n".to_string(),
+            ),
         }
     };
-    let mut resp = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let mut resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     if method != "HEAD" {
         resp.push_str(&body);
     }
@@ -316,15 +446,32 @@ async fn answer(tcp: &mut tokio::net::TcpStream, shared: &Shared) -> std::io::Re
 }
 
 /// Ready: rules are loaded (always true once serving: start-up fails otherwise) and the
-/// upstream accepts a TCP (and, per sslmode, TLS) connection within 2 s.
+/// upstream accepts a connection (TCP, and TLS per sslmode) within 2 s. The probe then sends
+/// a CancelRequest with a key no backend has and waits for the server to close: PostgreSQL
+/// answers that without a backend, an authentication or a line in its log (a bare connect
+/// would log "incomplete startup packet" at every probe).
 async fn ready(shared: &Shared) -> Result<(), String> {
     let policy = shared.policy.load();
     if policy.plans.is_empty() {
         return Err("no role plans loaded".into());
     }
-    match tokio::time::timeout(Duration::from_secs(2), shared.upstream.open()).await {
-        Ok(Ok(_stream)) => Ok(()),
-        Ok(Err(e)) => Err(format!("upstream unreachable: {e}")),
+    let probe = async {
+        let mut s = shared
+            .upstream
+            .open()
+            .await
+            .map_err(|e| format!("upstream unreachable: {e}"))?;
+        let mut out = bytes::BytesMut::new();
+        crate::wire::startup::encode_cancel(&mut out, 0, 0);
+        s.write_all(&out)
+            .await
+            .map_err(|e| format!("upstream unreachable: {e}"))?;
+        let mut b = [0u8; 1];
+        let _ = s.read(&mut b).await;
+        Ok(())
+    };
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(r) => r,
         Err(_) => Err("upstream did not answer within 2 s".into()),
     }
 }
@@ -342,13 +489,31 @@ mod tests {
         m.observe_latency(Duration::from_millis(3));
         m.observe_latency(Duration::from_secs(20));
         let t = m.render();
-        assert!(t.contains("pgveil_statements_total{decision=\"passed\"} 1\n"), "{t}");
-        assert!(t.contains("pgveil_statements_total{decision=\"refused\"} 2\n"), "{t}");
+        assert!(
+            t.contains("pgveil_statements_total{decision=\"passed\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("pgveil_statements_total{decision=\"refused\"} 2\n"),
+            "{t}"
+        );
         assert!(t.contains("pgveil_refusals_total{sqlstate=\"42501\"} 2\n"), "{t}");
-        assert!(t.contains("pgveil_statement_duration_seconds_bucket{le=\"0.0025\"} 0\n"), "{t}");
-        assert!(t.contains("pgveil_statement_duration_seconds_bucket{le=\"0.005\"} 1\n"), "{t}");
-        assert!(t.contains("pgveil_statement_duration_seconds_bucket{le=\"10\"} 1\n"), "{t}");
-        assert!(t.contains("pgveil_statement_duration_seconds_bucket{le=\"+Inf\"} 2\n"), "{t}");
+        assert!(
+            t.contains("pgveil_statement_duration_seconds_bucket{le=\"0.0025\"} 0\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("pgveil_statement_duration_seconds_bucket{le=\"0.005\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("pgveil_statement_duration_seconds_bucket{le=\"10\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("pgveil_statement_duration_seconds_bucket{le=\"+Inf\"} 2\n"),
+            "{t}"
+        );
         assert!(t.contains("pgveil_statement_duration_seconds_count 2\n"), "{t}");
     }
 }

@@ -74,12 +74,21 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
     let p = path.display().to_string();
-    let data = std::fs::read(path).map_err(|source| TlsError::Read { path: p.clone(), source })?;
+    let data = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: p.clone(),
+        source,
+    })?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut &data[..])
         .collect::<Result<_, _>>()
-        .map_err(|source| TlsError::Read { path: p.clone(), source })?;
+        .map_err(|source| TlsError::Read {
+            path: p.clone(),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::Empty { path: p, what: "certificate" });
+        return Err(TlsError::Empty {
+            path: p,
+            what: "certificate",
+        });
     }
     Ok(certs)
 }
@@ -88,10 +97,19 @@ fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'stat
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs = read_certs(cert)?;
     let kp = key.display().to_string();
-    let data = std::fs::read(key).map_err(|source| TlsError::Read { path: kp.clone(), source })?;
+    let data = std::fs::read(key).map_err(|source| TlsError::Read {
+        path: kp.clone(),
+        source,
+    })?;
     let key = rustls_pemfile::private_key(&mut &data[..])
-        .map_err(|source| TlsError::Read { path: kp.clone(), source })?
-        .ok_or(TlsError::Empty { path: kp, what: "private key" })?;
+        .map_err(|source| TlsError::Read {
+            path: kp.clone(),
+            source,
+        })?
+        .ok_or(TlsError::Empty {
+            path: kp,
+            what: "private key",
+        })?;
     let cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -102,7 +120,8 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
 /// The connector to the upstream. `root` given: verify the server's certificate against
 /// it (verify-full). None: encrypt without verifying (sslmode require/prefer, as libpq).
 pub fn client_config(root: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder =
+        rustls::ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let cfg = match root {
         Some(path) => {
             let mut roots = rustls::RootCertStore::empty();

@@ -49,13 +49,18 @@ pub async fn reload(shared: &Shared, trigger: Trigger) -> Result<(), PolicyError
         Ok(p) => {
             let roles = p.plans.len();
             let version = p.catalog.version;
-            for w in &p.rules.warnings {
-                tracing::warn!(warning = %w, "rules");
-            }
             shared.policy.store(p);
             shared.metrics.reloads.fetch_add(1, Ordering::Relaxed);
-            shared.metrics.policy_loaded_at.store(crate::metrics::unix_now(), Ordering::Relaxed);
-            tracing::info!(trigger = trigger.as_str(), roles, catalog_version = version, "policy reloaded");
+            shared
+                .metrics
+                .policy_loaded_at
+                .store(crate::metrics::unix_now(), Ordering::Relaxed);
+            tracing::info!(
+                trigger = trigger.as_str(),
+                roles,
+                catalog_version = version,
+                "policy reloaded"
+            );
             Ok(())
         }
         Err(e) => {
@@ -72,10 +77,19 @@ fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
     let mut out: Vec<_> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
-            .filter(|e| matches!(e.path().extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
+            .filter(|e| {
+                matches!(
+                    e.path().extension().and_then(|x| x.to_str()),
+                    Some("yaml" | "yml")
+                )
+            })
             .map(|e| {
                 let m = e.metadata().ok();
-                (e.file_name().to_string_lossy().into_owned(), m.as_ref().map(|m| m.len()).unwrap_or(0), m.and_then(|m| m.modified().ok()))
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    m.as_ref().map(|m| m.len()).unwrap_or(0),
+                    m.and_then(|m| m.modified().ok()),
+                )
             })
             .collect(),
         Err(_) => Vec::new(),
@@ -187,7 +201,14 @@ mod tests {
 
     #[test]
     fn ddl_prefixes() {
-        for s in ["CREATE TABLE t (a int)", "  alter table t add b int", "\n(DROP VIEW v)", "comment on table t is 'x'", "grant select on t to x", "Revoke all on t from x"] {
+        for s in [
+            "CREATE TABLE t (a int)",
+            "  alter table t add b int",
+            "\n(DROP VIEW v)",
+            "comment on table t is 'x'",
+            "grant select on t to x",
+            "Revoke all on t from x",
+        ] {
             assert!(looks_like_ddl(s), "{s}");
         }
         for s in ["SELECT 1", "insert into t values (1)", "", "created"] {

@@ -51,7 +51,9 @@ impl Server {
         if config.require_tls && tls.is_none() {
             anyhow::bail!("--require-tls needs --tls-cert and --tls-key");
         }
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
         let metrics_listener = match config.metrics {
             Some(addr) => Some(crate::metrics::bind(addr).await?),
@@ -78,11 +80,18 @@ impl Server {
             metrics,
             audit,
             role_sessions: DashMap::new(),
-            next_session: AtomicU64::new(1),
+            // Start time × 10⁶: session ids stay unique across restarts in one audit trail.
+            next_session: AtomicU64::new(crate::metrics::unix_now() * 1_000_000 + 1),
             reload_wanted: tokio::sync::Notify::new(),
             reload_lock: tokio::sync::Mutex::new(()),
         });
-        Ok(Server { local_addr, metrics_addr, listener, metrics_listener, shared })
+        Ok(Server {
+            local_addr,
+            metrics_addr,
+            listener,
+            metrics_listener,
+            shared,
+        })
     }
 
     /// The shared state (for reloads and tests).

@@ -33,6 +33,8 @@ pub enum PolicyError {
     Catalog(String),
 }
 
+/// Bumped by every load, so every snapshot has its own version. The analysis cache is keyed
+/// by it: an analysis made under old rules can never be served under new ones.
 static CATALOG_VERSION: AtomicU64 = AtomicU64::new(1);
 
 /// Loads the rules directory and the upstream catalog, and compiles the role plans.
@@ -42,12 +44,23 @@ pub async fn load(rules_dir: &Path, upstream: &UpstreamConfig) -> Result<Policy,
         errors: rules::format_errors(&errors),
     };
     let rules = rules::load_dir(rules_dir).map_err(rule_errors)?;
+    for w in &rules.warnings {
+        tracing::warn!(warning = %w, "rules");
+    }
     let keys = rules::load_keys(&rules).map_err(rule_errors)?;
-    let client = upstream::internal_client(upstream).await.map_err(|e| PolicyError::Catalog(e.to_string()))?;
+    let client = upstream::internal_client(upstream)
+        .await
+        .map_err(|e| PolicyError::Catalog(e.to_string()))?;
     let version = CATALOG_VERSION.fetch_add(1, Ordering::Relaxed);
-    let catalog = crate::catalog::load::load(&client, version).await.map_err(|e| PolicyError::Catalog(e.to_string()))?;
+    let catalog = crate::catalog::load::load(&client, version)
+        .await
+        .map_err(|e| PolicyError::Catalog(e.to_string()))?;
     let plans = crate::policy::compile::compile(&rules, &catalog, &keys).map_err(rule_errors)?;
-    Ok(Policy { rules, catalog: Arc::new(catalog), plans })
+    Ok(Policy {
+        rules,
+        catalog: Arc::new(catalog),
+        plans,
+    })
 }
 
 /// The current policy, replaceable while sessions run.
@@ -57,7 +70,9 @@ pub struct PolicyCell {
 
 impl PolicyCell {
     pub fn new(p: Policy) -> PolicyCell {
-        PolicyCell { current: ArcSwap::from_pointee(p) }
+        PolicyCell {
+            current: ArcSwap::from_pointee(p),
+        }
     }
     pub fn load(&self) -> Arc<Policy> {
         self.current.load_full()

@@ -43,11 +43,21 @@ struct Proxy {
 
 impl Proxy {
     async fn start(db: &str, audit: AuditConfig) -> Proxy {
+        Proxy::start_with(db, audit, rules(), |_| {}).await
+    }
+
+    async fn start_with(
+        db: &str,
+        audit: AuditConfig,
+        rules: &str,
+        tweak: impl FnOnce(&mut ServeConfig),
+    ) -> Proxy {
         let cluster = shared_cluster().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("rules.yaml"), rules()).expect("rules");
+        std::fs::write(dir.path().join("rules.yaml"), rules).expect("rules");
         let mut cfg = ServeConfig::new("127.0.0.1:0".parse().expect("addr"), cluster.url(db), dir.path());
         cfg.audit = Some(audit);
+        tweak(&mut cfg);
         let server = Server::bind(cfg).await.expect("pgveil starts");
         let (addr, shared) = (server.local_addr, server.shared());
         let (tx, rx) = oneshot::channel::<()>();
@@ -434,5 +444,64 @@ async fn each_statement_is_recorded_before_its_result_arrives() {
             "recorded before the result arrived"
         );
     }
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn locked_out_and_expired_logins_are_audited() {
+    let db = fresh_db().await;
+    let dir = tempfile::tempdir().expect("temp");
+    let log = dir.path().join("audit.jsonl");
+    let expired = rules().replace(
+        "agreement: \"DD-AUDIT-7\"",
+        "agreement: \"DD-AUDIT-7\", valid_until: 2021-01-31",
+    );
+    let p = Proxy::start_with(&db, config(&log), &expired, |c| {
+        c.lockout.failures = 2;
+        c.lockout.delay_step = Duration::from_millis(1);
+    })
+    .await;
+    let e = p.try_login("reader", READER_PW).await.expect_err("expired");
+    assert!(e.contains("expired at 2021-01-31"), "{e}");
+    for _ in 0..2 {
+        assert!(p.try_login("admin", "wrong").await.is_err());
+    }
+    let e = p.try_login("admin", ADMIN_PW).await.expect_err("locked");
+    assert!(e.starts_with("28000: too many failed login attempts"), "{e}");
+    wait_for(&log, "locked login", |r| {
+        r["type"] == "login" && r["result"] == "locked"
+    })
+    .await;
+    let recs = records(&log);
+    let results: Vec<(&str, &str)> = recs
+        .iter()
+        .filter(|r| r["type"] == "login")
+        .map(|r| {
+            (
+                r["user"].as_str().unwrap_or(""),
+                r["result"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            ("reader", "expired"),
+            ("admin", "failed"),
+            ("admin", "failed"),
+            ("admin", "locked")
+        ]
+    );
+    let expired = recs
+        .iter()
+        .find(|r| r["result"] == "expired")
+        .expect("expired record");
+    assert_eq!(expired["agreement"], "DD-AUDIT-7");
+    assert!(
+        expired["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("2021-01-31")),
+        "{expired}"
+    );
     p.stop().await;
 }

@@ -105,7 +105,8 @@ fn catalog_of_the_demo_schema() {
     assert_eq!(view.kind, RelKind::View);
     assert_eq!(view.columns.len(), 5);
     let def = view.view_definition.as_deref().unwrap();
-    assert!(def.contains("FROM customers"), "{def}");
+    // Printed under search_path = pg_catalog: every user name is schema-qualified.
+    assert!(def.contains("FROM public.customers"), "{def}");
 
     let mv = cat.get("public", "city_counts").unwrap();
     assert_eq!(mv.kind, RelKind::MaterializedView);

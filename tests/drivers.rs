@@ -35,7 +35,8 @@ const TOKEN_KEY: &str = "pgveil-driver-tests-token-key-not-a-secret";
 const CUSTOMERS: usize = 1000;
 /// A script that runs longer than this is killed and fails.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
-const PIP_HINT: &str = "python3 -m venv .venv-drivers && .venv-drivers/bin/pip install 'psycopg[binary]' asyncpg sqlalchemy pandas";
+const PIP_HINT: &str =
+    "python3 -m venv .venv-drivers && .venv-drivers/bin/pip install -r tests/drivers/python/requirements.txt";
 
 /// PostgreSQL with the demo data and pgveil in front, for the whole test process.
 struct Bed {
@@ -47,7 +48,9 @@ fn bed() -> &'static Bed {
     static BED: OnceLock<Bed> = OnceLock::new();
     BED.get_or_init(|| {
         let cluster = Cluster::shared().unwrap_or_else(|e| panic!("PostgreSQL for the driver tests: {e}"));
-        cluster.create_db(pgveil::demo::DEMO_DB).expect("create the seller database");
+        cluster
+            .create_db(pgveil::demo::DEMO_DB)
+            .expect("create the seller database");
         pgveil::demo::data::load(cluster, pgveil::demo::DEMO_DB, pgveil::demo::DEMO_SEED, CUSTOMERS)
             .expect("load the demo data");
         // Set before pgveil loads the rules, while no other test thread runs anything (they
@@ -97,13 +100,7 @@ fn drivers_dir(sub: &str) -> PathBuf {
 
 /// Whether `program --version` runs.
 fn runs(program: &Path) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    version_runs(program, "--version")
 }
 
 /// The Python of the drivers' virtual environment (`PGVEIL_DRIVERS_PYTHON` overrides it).
@@ -121,7 +118,10 @@ fn python() -> PathBuf {
 
 fn node() -> PathBuf {
     let node = PathBuf::from("node");
-    assert!(runs(&node), "the node-postgres test needs `node` on PATH: run .ci/run, or apt-get install nodejs npm");
+    assert!(
+        runs(&node),
+        "the node-postgres test needs `node` on PATH: run .ci/run, or apt-get install nodejs npm"
+    );
     let pg = drivers_dir("node/node_modules/pg/package.json");
     assert!(
         pg.is_file(),
@@ -131,11 +131,15 @@ fn node() -> PathBuf {
     node
 }
 
-/// `java` and pgjdbc's jar (`PGJDBC_JAR` overrides Debian's path).
+/// `java` (with the compiler: the single-file source launcher needs `jdk.compiler`) and
+/// pgjdbc's jar (`PGJDBC_JAR` overrides Debian's path).
 fn java() -> (PathBuf, PathBuf) {
-    let java = PathBuf::from("java");
     let hint = "run .ci/run, or apt-get install default-jdk-headless libpostgresql-jdbc-java";
-    assert!(runs(&java) || runs_java(&java), "the pgjdbc test needs `java` (17 or later) on PATH: {hint}");
+    let java = PathBuf::from("java");
+    assert!(
+        version_runs(&java, "-version") && version_runs(Path::new("javac"), "-version"),
+        "the pgjdbc test needs a JDK (java and javac, 11 or later) on PATH: {hint}"
+    );
     let jar = std::env::var_os("PGJDBC_JAR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/share/java/postgresql.jar"));
@@ -143,10 +147,10 @@ fn java() -> (PathBuf, PathBuf) {
     (java, jar)
 }
 
-/// `java --version` exists since Java 9; older ones only know `-version`.
-fn runs_java(java: &Path) -> bool {
-    Command::new(java)
-        .arg("-version")
+/// Whether `program flag` runs and succeeds (Java's tools only know `-version` before 9).
+fn version_runs(program: &Path, flag: &str) -> bool {
+    Command::new(program)
+        .arg(flag)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -176,7 +180,9 @@ fn run_script(label: &str, mut cmd: Command, dir: PathBuf) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{label}: cannot start {cmd:?}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{label}: cannot start {cmd:?}: {e}"));
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
     let reader = std::thread::spawn(move || {
@@ -202,7 +208,11 @@ fn run_script(label: &str, mut cmd: Command, dir: PathBuf) {
     };
     let stdout = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    let summary = stdout.lines().rev().find(|l| l.contains(" passed, ")).unwrap_or("(no summary line)");
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains(" passed, "))
+        .unwrap_or("(no summary line)");
     eprintln!("{label}: {summary} in {:.1}s", started.elapsed().as_secs_f64());
     let hint = if stdout.contains("ModuleNotFoundError") || stderr.contains("ModuleNotFoundError") {
         format!("\na Python driver is missing: run .ci/run, or {PIP_HINT}")

@@ -659,3 +659,20 @@ fn masks_reference_examples_are_real() {
         wrong.join("\n")
     );
 }
+
+/// SQL twins stay small enough to inline into every statement that reads the column, and
+/// keyed masks have none.
+#[test]
+fn sql_twins_are_bounded() {
+    for (spec, ty) in matrix() {
+        let Ok(m) = Mask::new(&spec, &ty, &keys()) else { continue };
+        match m.sql("\"c\"", &ty.to_string()) {
+            Some(sql) => {
+                assert!(!m.is_keyed());
+                assert!(sql.len() < 8_000, "{spec:?} on {ty}: {} bytes of SQL", sql.len());
+                assert!(spec == MaskSpec::Null || sql.contains("\"c\""), "{sql}");
+            }
+            None => assert!(m.is_keyed(), "{spec:?} on {ty} has no SQL but is not keyed"),
+        }
+    }
+}

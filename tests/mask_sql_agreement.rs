@@ -489,6 +489,15 @@ fn number_values() -> Vec<String> {
         "1.50",
         "-1.500",
         "100.0000",
+        "0.00999",
+        "-0.00999",
+        "0.00005",
+        "0.00123",
+        "0.00125",
+        "-0.00075",
+        "999.99",
+        "-999.99",
+        "999.995",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -519,6 +528,7 @@ fn number_masks_agree() {
             y("{ round: { step: 100 } }"),
             y("{ round: { step: 0.25 } }"),
             y("{ round: { step: 3 } }"),
+            y("{ round: { step: 0.00025 } }"),
             y("{ noise: { ratio: 0.1, key: main } }"),
         ];
         let mut rep = Report::default();
@@ -530,6 +540,7 @@ fn number_masks_agree() {
             ("n_num102", "numeric(10,2)"),
             ("n_num52", "numeric(5,2)"),
             ("n_num200", "numeric(20,0)"),
+            ("n_num35", "numeric(3,5)"),
             ("n_float4", "real"),
             ("n_float8", "double precision"),
         ] {

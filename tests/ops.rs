@@ -241,6 +241,53 @@ async fn reload_with_a_broken_file_keeps_the_old_rules_then_applies_good_ones() 
         simple(&reader, "SELECT name FROM items WHERE id = 1").await,
         Ok(vec![vec![Some("item 1".into())], vec![Some("#1".into())]])
     );
+    // The rules tightened again: the open session's next statements see the mask, and a
+    // statement prepared under the looser rules is refused rather than run unmasked.
+    let prepared = reader
+        .prepare("SELECT name FROM items WHERE id = $1")
+        .await
+        .expect("prepare");
+    d.write_rules(BASE_RULES);
+    pgveil::reload::reload(&d.shared, pgveil::reload::Trigger::Manual)
+        .await
+        .expect("reload");
+    assert_eq!(
+        simple(&reader, "SELECT name FROM items WHERE id = 1")
+            .await
+            .expect("select"),
+        masked
+    );
+    let e = reader
+        .query(&prepared, &[&1i32])
+        .await
+        .map_err(err_string)
+        .expect_err("stale");
+    assert_eq!(
+        e,
+        "0A000: the rules changed since this statement was prepared; prepare it again"
+    );
+    let fresh = reader
+        .prepare("SELECT name FROM items WHERE id = $1")
+        .await
+        .expect("prepare again");
+    let row = reader.query_one(&fresh, &[&1i32]).await.expect("masked");
+    assert_eq!(Some(row.get::<_, String>(0)), masked[0][0].clone());
+    // A statement whose rewrite did not change survives a reload.
+    let plain = reader
+        .prepare("SELECT id FROM items WHERE id = $1")
+        .await
+        .expect("prepare");
+    pgveil::reload::reload(&d.shared, pgveil::reload::Trigger::Manual)
+        .await
+        .expect("reload");
+    assert_eq!(
+        reader
+            .query_one(&plain, &[&4i32])
+            .await
+            .expect("still valid")
+            .get::<_, i32>(0),
+        4
+    );
 }
 
 #[tokio::test]
@@ -380,10 +427,12 @@ async fn lockout_after_repeated_failures_per_user_and_per_address() {
 
 #[tokio::test]
 async fn per_role_limits_rows_sessions_and_timeout() {
-    let rules = BASE_RULES.replace(
-        "reader: { sees: public, default: clear }",
-        "reader: { sees: public, default: clear, limits: { max_rows: 50, max_sessions: 2, statement_timeout: 1500ms } }",
-    );
+    let rules = BASE_RULES
+        .replace(
+            "reader: { sees: public, default: clear }",
+            "reader: { sees: public, default: clear, limits: { max_rows: 50, max_sessions: 2, statement_timeout: 1500ms } }",
+        )
+        .replace("admin: { unrestricted: true }", "admin: { unrestricted: true, limits: { max_rows: 150 } }");
     let d = deal(&rules, |_| {}).await;
     let reader = d.login("reader", READER_PW).await;
 
@@ -441,14 +490,27 @@ async fn per_role_limits_rows_sessions_and_timeout() {
     simple(&reader, "BEGIN").await.expect("begin");
     assert!(simple(&reader, "SELECT * FROM items").await.is_err());
     simple(&reader, "ROLLBACK").await.expect("rollback");
-    // The unrestricted role is not limited.
+    // An unrestricted role's own limit applies to its frames too.
     let admin = d.login("admin", ADMIN_PW).await;
+    let e = simple(&admin, "SELECT * FROM items")
+        .await
+        .expect_err("over the admin limit");
     assert_eq!(
-        simple(&admin, "SELECT * FROM items")
+        e,
+        "54000: row limit of 150 rows per statement exceeded for role admin"
+    );
+    assert_eq!(
+        simple(&admin, "SELECT * FROM items LIMIT 150")
             .await
-            .expect("all rows")
+            .expect("fits")
             .len(),
-        201
+        151
+    );
+    assert_eq!(
+        simple(&admin, "SELECT count(*) FROM items")
+            .await
+            .expect("usable")[0],
+        vec![Some("200".to_string())]
     );
 
     // statement_timeout: set upstream at session start; the client cannot change it.

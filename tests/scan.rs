@@ -572,7 +572,7 @@ fn demo_database_every_sensitive_column_and_no_order_number() {
     assert_eq!(uncovered.len(), 1);
     assert!(
         uncovered[0].0 == "public.customers.notes"
-            && uncovered[0].1.starts_with("no rule; looks like free_text")
+            && uncovered[0].1.starts_with("no rule; looks like free_text: ")
     );
 
     // No sampled value anywhere: findings, evidence, draft, progress, coverage.
@@ -645,6 +645,21 @@ fn demo_database_every_sensitive_column_and_no_order_number() {
     assert_no_value_in(&values, "pgveil scan stdout", &stdout);
     assert_no_value_in(&values, "pgveil scan stderr", &stderr);
     assert_no_value_in(&values, "pgveil scan --out", &written);
+    // Without --out the draft alone goes to stdout (`pgveil scan > draft.yaml`), the tables
+    // to stderr.
+    let out = Command::new(env!("CARGO_BIN_EXE_pgveil"))
+        .args(["scan", "--upstream", &url, "--schema", "public", "--sample", "50"])
+        .output()
+        .expect("run pgveil scan");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("# Draft rules written by `pgveil scan`"), "{stdout}");
+    assert!(stderr.contains("public.customers.id_number") && !stdout.contains("evidence  "), "{stderr}");
+    let (_dir2, piped) = load_draft(&stdout);
+    assert_eq!(piped.tables.values().map(|t| t.len()).sum::<usize>(), 14);
+    assert_no_value_in(&values, "pgveil scan stdout", &stdout);
+    assert_no_value_in(&values, "pgveil scan stderr", &stderr);
 }
 
 fn rules_without(rules: &pgveil::rules::RuleSet, table: &str, column: &str) -> pgveil::rules::RuleSet {

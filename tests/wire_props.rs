@@ -14,7 +14,10 @@ fn frame(tag: u8, body: &[u8]) -> Frame {
     let mut w = BodyWriter::new(&mut b, 0);
     w.bytes(body);
     w.finish();
-    Frame { tag, bytes: b.freeze() }
+    Frame {
+        tag,
+        bytes: b.freeze(),
+    }
 }
 
 /// A reader that hands out at most `chunk` bytes per read, to exercise every way a
@@ -41,9 +44,18 @@ impl tokio::io::AsyncRead for Chunked {
 
 /// Splits a byte stream with FrameReader, feeding it in reads of at most `chunk` bytes.
 fn split_frames(stream: &[u8], chunk: usize, max: usize) -> Result<Vec<Frame>, String> {
-    let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let mut r = FrameReader::new(Chunked { data: stream.to_vec(), pos: 0, chunk: chunk.max(1) }, max);
+        let mut r = FrameReader::new(
+            Chunked {
+                data: stream.to_vec(),
+                pos: 0,
+                chunk: chunk.max(1),
+            },
+            max,
+        );
         let mut out = Vec::new();
         loop {
             match r.next().await {

@@ -50,7 +50,13 @@ pub struct AuditConfig {
 
 impl AuditConfig {
     pub fn new(path: impl Into<PathBuf>) -> AuditConfig {
-        AuditConfig { path: path.into(), max_bytes: None, rotate_daily: false, redact_literals: false, fsync: true }
+        AuditConfig {
+            path: path.into(),
+            max_bytes: None,
+            rotate_daily: false,
+            redact_literals: false,
+            fsync: true,
+        }
     }
 }
 
@@ -66,7 +72,8 @@ pub enum AuditError {
 
 /// SQLSTATE and message a restricted role's statement gets while the trail is down.
 pub const UNAVAILABLE_SQLSTATE: &str = "58030";
-pub const UNAVAILABLE_MESSAGE: &str = "audit trail unavailable; statements of restricted roles are refused until it is restored";
+pub const UNAVAILABLE_MESSAGE: &str =
+    "audit trail unavailable; statements of restricted roles are refused until it is restored";
 
 /// Longest statement text recorded; longer texts are cut and their length and SHA-256 noted.
 pub const MAX_SQL_BYTES: usize = 64 * 1024;
@@ -92,6 +99,17 @@ pub struct SessionMeta {
     pub role: String,
     pub agreement: Option<String>,
     pub client: String,
+}
+
+/// Who is trying to log in, for `login` records.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginAttempt<'a> {
+    pub session: u64,
+    pub user: &'a str,
+    /// The login's role and agreement, when the user name is a known login.
+    pub role: Option<&'a str>,
+    pub agreement: Option<&'a str>,
+    pub client: &'a str,
 }
 
 /// How a statement was decided, for its `statement` record.
@@ -176,7 +194,11 @@ fn to_body<T: Serialize>(r: &T) -> String {
 impl Audit {
     /// A trail that records nothing (no `--audit-log`).
     pub fn disabled() -> Audit {
-        Audit { tx: None, healthy: Arc::new(AtomicBool::new(true)), redact: false }
+        Audit {
+            tx: None,
+            healthy: Arc::new(AtomicBool::new(true)),
+            redact: false,
+        }
     }
 
     /// Opens (or continues) the trail at `cfg.path` and starts its writer thread.
@@ -187,8 +209,15 @@ impl Audit {
         std::thread::Builder::new()
             .name("pgveil-audit".into())
             .spawn(move || w.run(rx))
-            .map_err(|e| AuditError::Open { path: cfg.path.display().to_string(), reason: e.to_string() })?;
-        Ok(Audit { tx: Some(tx), healthy, redact: cfg.redact_literals })
+            .map_err(|e| AuditError::Open {
+                path: cfg.path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Audit {
+            tx: Some(tx),
+            healthy,
+            redact: cfg.redact_literals,
+        })
     }
 
     pub fn enabled(&self) -> bool {
@@ -221,27 +250,34 @@ impl Audit {
             return Ok(());
         }
         let (ack, rx) = tokio::sync::oneshot::channel();
-        tx.send(Job { bodies, ack: Some(ack) }).map_err(|_| AuditError::Stopped)?;
+        tx.send(Job {
+            bodies,
+            ack: Some(ack),
+        })
+        .map_err(|_| AuditError::Stopped)?;
         match tokio::time::timeout(Duration::from_secs(30), rx).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(AuditError::Write(e)),
             Ok(Err(_)) => Err(AuditError::Stopped),
-            Err(_) => Err(AuditError::Write("the audit writer did not answer within 30 s".into())),
+            Err(_) => Err(AuditError::Write(
+                "the audit writer did not answer within 30 s".into(),
+            )),
         }
     }
 
     /// A `login` record.
-    pub fn login_record(
-        &self,
-        session: u64,
-        user: &str,
-        role: Option<&str>,
-        agreement: Option<&str>,
-        client: &str,
-        result: &str,
-        reason: Option<&str>,
-    ) -> String {
-        to_body(&LoginRecord { kind: "login", time: now(), session, user, role, agreement, client, result, reason })
+    pub fn login_record(&self, attempt: &LoginAttempt<'_>, result: &str, reason: Option<&str>) -> String {
+        to_body(&LoginRecord {
+            kind: "login",
+            time: now(),
+            session: attempt.session,
+            user: attempt.user,
+            role: attempt.role,
+            agreement: attempt.agreement,
+            client: attempt.client,
+            result,
+            reason,
+        })
     }
 
     /// A `statement` record; the text is cut to [`MAX_SQL_BYTES`] and, with
@@ -277,7 +313,15 @@ impl Audit {
     }
 
     /// A `statement_end` record.
-    pub fn end_record(&self, meta: &SessionMeta, stmt: u64, rows: u64, bytes: u64, duration: Duration, error: Option<&str>) -> String {
+    pub fn end_record(
+        &self,
+        meta: &SessionMeta,
+        stmt: u64,
+        rows: u64,
+        bytes: u64,
+        duration: Duration,
+        error: Option<&str>,
+    ) -> String {
         to_body(&EndRecord {
             kind: "statement_end",
             time: now(),
@@ -293,14 +337,25 @@ impl Audit {
 
     /// A `session_end` record.
     pub fn session_end_record(&self, meta: &SessionMeta, reason: &str) -> String {
-        to_body(&SessionEndRecord { kind: "session_end", time: now(), session: meta.session, user: &meta.user, reason })
+        to_body(&SessionEndRecord {
+            kind: "session_end",
+            time: now(),
+            session: meta.session,
+            user: &meta.user,
+            reason,
+        })
     }
 
     fn statement_text(&self, sql: &str) -> String {
         let text = if self.redact {
             match pg_query::normalize(sql) {
                 Ok(t) => t,
-                Err(_) => return format!("<{} bytes that do not parse; withheld (--audit-redact-literals)>", sql.len()),
+                Err(_) => {
+                    return format!(
+                        "<{} bytes that do not parse; withheld (--audit-redact-literals)>",
+                        sql.len()
+                    )
+                }
             }
         } else {
             sql.to_string()
@@ -313,7 +368,11 @@ impl Audit {
             end -= 1;
         }
         let digest = verify::sha256_hex(sql.as_bytes());
-        format!("{}… [cut: {} bytes in all, sha256 {digest}]", &text[..end], sql.len())
+        format!(
+            "{}… [cut: {} bytes in all, sha256 {digest}]",
+            &text[..end],
+            sql.len()
+        )
     }
 }
 
@@ -322,17 +381,30 @@ mod tests {
     use super::*;
 
     fn meta() -> SessionMeta {
-        SessionMeta { session: 7, user: "ana".into(), role: "analyst".into(), agreement: Some("DD-1".into()), client: "10.0.0.1:5000".into() }
+        SessionMeta {
+            session: 7,
+            user: "ana".into(),
+            role: "analyst".into(),
+            agreement: Some("DD-1".into()),
+            client: "10.0.0.1:5000".into(),
+        }
     }
 
     #[test]
     fn statement_records_carry_the_decision_and_redact_literals() {
-        let a = Audit { tx: None, healthy: Arc::new(AtomicBool::new(true)), redact: true };
+        let a = Audit {
+            tx: None,
+            healthy: Arc::new(AtomicBool::new(true)),
+            redact: true,
+        };
         let body = a.statement_record(
             &meta(),
             3,
             "SELECT * FROM t WHERE phone = '13812345678'",
-            Verdict::Refused { sqlstate: "42501", reason: "no" },
+            Verdict::Refused {
+                sqlstate: "42501",
+                reason: "no",
+            },
             &["public.t".into()],
             &[],
         );

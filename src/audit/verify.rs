@@ -62,9 +62,17 @@ impl fmt::Display for VerifyReport {
         if self.records == 0 {
             return write!(f, "no records");
         }
-        write!(f, "{} records, seq {}..{}, chain intact; last record hash {}", self.records, self.first_seq, self.last_seq, self.last_hash)?;
+        write!(
+            f,
+            "{} records, seq {}..{}, chain intact; last record hash {}",
+            self.records, self.first_seq, self.last_seq, self.last_hash
+        )?;
         if !self.complete {
-            write!(f, " (the chain starts at seq {}: earlier files were not given, so its first link is unchecked)", self.first_seq)?;
+            write!(
+                f,
+                " (the chain starts at seq {}: earlier files were not given, so its first link is unchecked)",
+                self.first_seq
+            )?;
         }
         Ok(())
     }
@@ -73,24 +81,47 @@ impl fmt::Display for VerifyReport {
 /// Verifies `files` in order as one chain.
 pub fn verify_files(files: &[impl AsRef<Path>]) -> Result<VerifyReport, Broken> {
     let mut prev: Option<(String, u64, PathBuf, usize)> = None; // hash, seq, file, line
-    let mut report = VerifyReport { records: 0, first_seq: 0, last_seq: 0, last_hash: String::new(), complete: true };
+    let mut report = VerifyReport {
+        records: 0,
+        first_seq: 0,
+        last_seq: 0,
+        last_hash: String::new(),
+        complete: true,
+    };
     for file in files {
         let file = file.as_ref();
-        let broken = |line: usize, message: String| Broken { file: file.to_path_buf(), line, message };
+        let broken = |line: usize, message: String| Broken {
+            file: file.to_path_buf(),
+            line,
+            message,
+        };
         let text = std::fs::read(file).map_err(|e| broken(0, format!("cannot read: {e}")))?;
         if !text.is_empty() && text.last() != Some(&b'\n') {
             let line = text.iter().filter(|b| **b == b'\n').count() + 1;
-            return Err(broken(line, "the last record is incomplete (no newline): the file was truncated or appended to".into()));
+            return Err(broken(
+                line,
+                "the last record is incomplete (no newline): the file was truncated or appended to".into(),
+            ));
         }
         let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
         lines.pop(); // after the final newline (or the empty file)
-        let seq_of = |raw: &[u8]| serde_json::from_slice::<serde_json::Value>(raw).ok().and_then(|v| v.get("seq").and_then(|s| s.as_u64()));
+        let seq_of = |raw: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(raw)
+                .ok()
+                .and_then(|v| v.get("seq").and_then(|s| s.as_u64()))
+        };
         for (i, raw) in lines.iter().copied().enumerate() {
             let line = i + 1;
             let v: serde_json::Value = serde_json::from_slice(raw)
                 .map_err(|_| broken(line, "not a JSON record: the line was edited or inserted".into()))?;
-            let seq = v.get("seq").and_then(|s| s.as_u64()).ok_or_else(|| broken(line, "record without a numeric seq".into()))?;
-            let p = v.get("prev").and_then(|s| s.as_str()).ok_or_else(|| broken(line, "record without a prev hash".into()))?;
+            let seq = v
+                .get("seq")
+                .and_then(|s| s.as_u64())
+                .ok_or_else(|| broken(line, "record without a numeric seq".into()))?;
+            let p = v
+                .get("prev")
+                .and_then(|s| s.as_str())
+                .ok_or_else(|| broken(line, "record without a prev hash".into()))?;
             match &prev {
                 None => {
                     report.first_seq = seq;
@@ -104,7 +135,11 @@ pub fn verify_files(files: &[impl AsRef<Path>]) -> Result<VerifyReport, Broken> 
                 }
                 Some((hash, pseq, pfile, pline)) => {
                     let expected = pseq + 1;
-                    let at = if pfile == file { format!("line {pline}") } else { format!("{}:{pline}", pfile.display()) };
+                    let at = if pfile == file {
+                        format!("line {pline}")
+                    } else {
+                        format!("{}:{pline}", pfile.display())
+                    };
                     if seq > expected {
                         if let Some(later) = lines[i + 1..].iter().position(|l| seq_of(l) == Some(expected)) {
                             return Err(broken(
@@ -112,8 +147,15 @@ pub fn verify_files(files: &[impl AsRef<Path>]) -> Result<VerifyReport, Broken> 
                                 format!("seq {seq} where {expected} was expected: records were reordered (record {expected} is at line {})", line + 1 + later),
                             ));
                         }
-                        let what = if seq == expected + 1 { format!("record {expected} was") } else { format!("records {expected}..{} were", seq - 1) };
-                        return Err(broken(line, format!("seq {seq} where {expected} was expected: {what} removed after {at}")));
+                        let what = if seq == expected + 1 {
+                            format!("record {expected} was")
+                        } else {
+                            format!("records {expected}..{} were", seq - 1)
+                        };
+                        return Err(broken(
+                            line,
+                            format!("seq {seq} where {expected} was expected: {what} removed after {at}"),
+                        ));
                     }
                     if seq < expected {
                         return Err(broken(line, format!("seq {seq} where {expected} was expected: records were reordered or duplicated (after {at})")));
@@ -169,7 +211,10 @@ mod tests {
         edited[1] = edited[1].replace("\"n\":2", "\"n\":20");
         let b = check(&edited).unwrap_err();
         assert_eq!(b.line, 3);
-        assert!(b.message.contains("line 2") && b.message.contains("altered"), "{b}");
+        assert!(
+            b.message.contains("line 2") && b.message.contains("altered"),
+            "{b}"
+        );
 
         let mut removed = lines.clone();
         removed.remove(2);
@@ -181,7 +226,11 @@ mod tests {
         swapped.swap(1, 2);
         let b = check(&swapped).unwrap_err();
         assert_eq!(b.line, 2);
-        assert!(b.message.contains("seq 3 where 2 was expected") && b.message.contains("reordered (record 2 is at line 3)"), "{b}");
+        assert!(
+            b.message.contains("seq 3 where 2 was expected")
+                && b.message.contains("reordered (record 2 is at line 3)"),
+            "{b}"
+        );
 
         let mut garbage = lines.clone();
         garbage[3] = "hello".into();
@@ -194,8 +243,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
         let b = dir.path().join("b");
-        std::fs::write(&a, lines[..3].iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-        std::fs::write(&b, lines[3..].iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+        std::fs::write(
+            &a,
+            lines[..3].iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            lines[3..].iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
         assert_eq!(verify_files(&[&a, &b]).unwrap().records, 6);
         let partial = verify_files(&[&b]).unwrap();
         assert!(!partial.complete);

@@ -43,7 +43,10 @@ pub(super) struct Writer {
 }
 
 fn open_err(path: &Path, reason: impl ToString) -> AuditError {
-    AuditError::Open { path: path.display().to_string(), reason: reason.to_string() }
+    AuditError::Open {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Reads the last line of a regular file (at most the last 1 MiB; records are smaller).
@@ -63,7 +66,9 @@ fn last_line(file: &mut File, size: u64) -> Result<Option<String>, String> {
     if from == 0 && start > 0 {
         return Err("the last record is longer than 1 MiB".into());
     }
-    String::from_utf8(buf[from..].to_vec()).map(Some).map_err(|_| "the last record is not UTF-8".into())
+    String::from_utf8(buf[from..].to_vec())
+        .map(Some)
+        .map_err(|_| "the last record is not UTF-8".into())
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
@@ -72,12 +77,19 @@ fn open_append(path: &Path) -> std::io::Result<File> {
 
 impl Writer {
     /// Opens the active file, continuing the chain of what it already holds.
-    pub(super) fn open(cfg: &AuditConfig, healthy: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Result<Writer, AuditError> {
+    pub(super) fn open(
+        cfg: &AuditConfig,
+        healthy: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Writer, AuditError> {
         let path = cfg.path.clone();
         let mut file = match open_append(&path) {
             Ok(f) => f,
             // Devices such as /dev/full cannot be opened for reading and appending by everyone.
-            Err(_) => OpenOptions::new().append(true).open(&path).map_err(|e| open_err(&path, e))?,
+            Err(_) => OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(|e| open_err(&path, e))?,
         };
         let meta = file.metadata().map_err(|e| open_err(&path, e))?;
         let regular = meta.is_file();
@@ -87,7 +99,9 @@ impl Writer {
             if let Some(line) = last_line(&mut file, size).map_err(|e| open_err(&path, e))? {
                 let v: serde_json::Value = serde_json::from_str(&line)
                     .map_err(|_| open_err(&path, "its last line is not an audit record; check it with `pgveil audit verify` and move it away"))?;
-                seq = v["seq"].as_u64().ok_or_else(|| open_err(&path, "its last record has no seq"))?;
+                seq = v["seq"]
+                    .as_u64()
+                    .ok_or_else(|| open_err(&path, "its last record has no seq"))?;
                 prev = sha256_hex(line.as_bytes());
             }
         }
@@ -95,7 +109,19 @@ impl Writer {
             Ok(t) if size > 0 => chrono::DateTime::<Utc>::from(t).date_naive(),
             _ => Utc::now().date_naive(),
         };
-        Ok(Writer { path, file, regular, size, day, seq, prev, cfg: cfg.clone(), lost: 0, healthy, metrics })
+        Ok(Writer {
+            path,
+            file,
+            regular,
+            size,
+            day,
+            seq,
+            prev,
+            cfg: cfg.clone(),
+            lost: 0,
+            healthy,
+            metrics,
+        })
     }
 
     /// Serves jobs until every sender is gone.
@@ -141,7 +167,9 @@ impl Writer {
                 n += 1;
             }
         }
-        let result = self.rotate_if_due(buf.len() as u64).and_then(|()| self.append(buf.as_bytes()));
+        let result = self
+            .rotate_if_due(buf.len() as u64)
+            .and_then(|()| self.append(buf.as_bytes()));
         match result {
             Ok(()) => {
                 if !self.healthy.swap(true, Ordering::AcqRel) {
@@ -167,13 +195,18 @@ impl Writer {
 
     /// Adds one record line (with `seq` and `prev`) to `buf`; false for a malformed body.
     fn push(&mut self, buf: &mut String, body: &str) -> bool {
-        let Some(rest) = body.strip_prefix('{') else { return false };
+        let Some(rest) = body.strip_prefix('{') else {
+            return false;
+        };
         if rest.trim_start().starts_with('}') || body.contains('\n') {
             return false;
         }
         self.seq += 1;
         let start = buf.len();
-        buf.push_str(&format!("{{\"seq\":{},\"prev\":\"{}\",{rest}", self.seq, self.prev));
+        buf.push_str(&format!(
+            "{{\"seq\":{},\"prev\":\"{}\",{rest}",
+            self.seq, self.prev
+        ));
         self.prev = sha256_hex(&buf.as_bytes()[start..]);
         buf.push('\n');
         true
@@ -181,7 +214,13 @@ impl Writer {
 
     fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
         let before = self.size;
-        let r = self.file.write_all(bytes).and_then(|()| if self.cfg.fsync && self.regular { self.file.sync_data() } else { Ok(()) });
+        let r = self.file.write_all(bytes).and_then(|()| {
+            if self.cfg.fsync && self.regular {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         match r {
             Ok(()) => {
                 self.size += bytes.len() as u64;
@@ -215,7 +254,8 @@ impl Writer {
             target = PathBuf::from(format!("{}.{stamp}.{i}", self.path.display()));
             i += 1;
         }
-        std::fs::rename(&self.path, &target).map_err(|e| format!("rotating {} to {}: {e}", self.path.display(), target.display()))?;
+        std::fs::rename(&self.path, &target)
+            .map_err(|e| format!("rotating {} to {}: {e}", self.path.display(), target.display()))?;
         match open_append(&self.path) {
             Ok(f) => {
                 self.file = f;
@@ -227,8 +267,84 @@ impl Writer {
             Err(e) => {
                 // Put the old file back so the chain stays in one place.
                 let _ = std::fs::rename(&target, &self.path);
-                Err(format!("opening a new {} after rotation: {e}", self.path.display()))
+                Err(format!(
+                    "opening a new {} after rotation: {e}",
+                    self.path.display()
+                ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(n: u32) -> String {
+        format!("{{\"type\":\"test\",\"n\":{n}}}")
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_trace_and_recovery_records_the_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let mut cfg = AuditConfig::new(&path);
+        cfg.fsync = false;
+        let healthy = Arc::new(AtomicBool::new(true));
+        let metrics = Arc::new(Metrics::new());
+        let mut w = Writer::open(&cfg, healthy.clone(), metrics.clone()).unwrap();
+        w.write([body(1), body(2)].iter()).unwrap();
+
+        // The disk fills up: the write fails, the chain and the file are as they were.
+        let good = std::mem::replace(
+            &mut w.file,
+            OpenOptions::new().append(true).open("/dev/full").unwrap(),
+        );
+        let regular = std::mem::replace(&mut w.regular, false);
+        assert!(w.write([body(3), body(4)].iter()).is_err());
+        assert!(!healthy.load(Ordering::Acquire));
+        assert_eq!((w.seq, w.lost), (2, 2));
+        assert_eq!(metrics.audit_failures.load(Ordering::Relaxed), 1);
+
+        // Space again: the first record says what was lost, and the chain holds.
+        w.file = good;
+        w.regular = regular;
+        w.write([body(5)].iter()).unwrap();
+        assert!(healthy.load(Ordering::Acquire));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(
+            lines[2].contains("\"type\":\"audit_gap\"") && lines[2].contains("\"lost\":2"),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[3].contains("\"n\":5"));
+        assert_eq!(super::super::verify_files(&[&path]).unwrap().last_seq, 4);
+
+        // A restart continues the chain from the file.
+        drop(w);
+        let mut w = Writer::open(&cfg, healthy, metrics).unwrap();
+        w.write([body(6)].iter()).unwrap();
+        assert_eq!(super::super::verify_files(&[&path]).unwrap().records, 5);
+    }
+
+    #[test]
+    fn a_damaged_last_record_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        std::fs::write(
+            &path,
+            "{\"seq\":1,\"prev\":\"00\",\"type\":\"x\"}\n{\"seq\":2,\"pr",
+        )
+        .unwrap();
+        let cfg = AuditConfig::new(&path);
+        let e = Writer::open(&cfg, Arc::new(AtomicBool::new(true)), Arc::new(Metrics::new()))
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("does not end with a complete record"),
+            "{e}"
+        );
     }
 }

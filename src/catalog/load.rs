@@ -59,7 +59,9 @@ fn relkind(k: &str) -> RelKind {
 /// Runs a transaction on `client`: give it a connection no other task uses meanwhile.
 pub async fn load(client: &Client, version: u64) -> Result<Catalog, tokio_postgres::Error> {
     client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        // search_path = pg_catalog: pg_get_viewdef then qualifies every other name, so view
+        // definitions read the same whatever a session's search_path (sql::walk relies on it).
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog")
         .await?;
     let result = read(client, version).await;
     // COMMIT of a read-only transaction cannot lose anything; a failure here means the

@@ -65,11 +65,14 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn insert(&mut self, rel: Relation) {
-        self.by_name.insert((rel.schema.clone(), rel.name.clone()), rel.oid);
+        self.by_name
+            .insert((rel.schema.clone(), rel.name.clone()), rel.oid);
         self.relations.insert(rel.oid, rel);
     }
     pub fn get(&self, schema: &str, name: &str) -> Option<&Relation> {
-        self.by_name.get(&(schema.to_string(), name.to_string())).and_then(|o| self.relations.get(o))
+        self.by_name
+            .get(&(schema.to_string(), name.to_string()))
+            .and_then(|o| self.relations.get(o))
     }
     pub fn by_oid(&self, oid: u32) -> Option<&Relation> {
         self.relations.get(&oid)

@@ -19,10 +19,11 @@
 //! - a mask hides what `rules/MASKS.md` says: inputs equal on the kept parts give equal
 //!   outputs (property-tested in `tests/mask_properties.rs`).
 //!
-//! Assumptions about the session (the proxy pins them): `client_encoding` UTF8, `DateStyle`
-//! ISO, `extra_float_digits` > 0. Text-format `timestamptz` results are rendered with the
-//! input's UTC offset, which equals PostgreSQL's rendering when the session time zone has a
-//! fixed offset (UTC, Asia/Shanghai after 1991).
+//! `apply` in text format assumes the session's `client_encoding` is UTF8 and its `DateStyle`
+//! ISO (a date in another style is malformed input and gets the redact constant); the SQL twin
+//! has no such assumption, PostgreSQL renders its result. Text-format `timestamptz` results
+//! are rendered with the input's UTC offset, which equals PostgreSQL's rendering when the
+//! session time zone has a fixed offset (UTC, Asia/Shanghai after 1991).
 use std::collections::HashMap;
 use std::fmt;
 
@@ -439,11 +440,17 @@ impl Mask {
     }
 
     fn apply_text(&self, value: &[u8], out: &mut Vec<u8>) {
-        let s = match std::str::from_utf8(value) {
-            Ok(s) if self.strip_blanks => s.trim_end_matches(' '),
-            Ok(s) => s,
-            Err(_) => {
-                // Not UTF-8: tokens still work on the bytes, everything else redacts.
+        // PostgreSQL text never holds NUL: such input is malformed like non-UTF-8 input.
+        let utf8 = if value.contains(&0) {
+            None
+        } else {
+            std::str::from_utf8(value).ok()
+        };
+        let s = match utf8 {
+            Some(s) if self.strip_blanks => s.trim_end_matches(' '),
+            Some(s) => s,
+            None => {
+                // Malformed: tokens still work on the bytes, everything else redacts.
                 match &self.kind {
                     Kind::Token(t) => t.apply_bytes(value, self.max_chars(), out),
                     _ => out.extend_from_slice(text::REDACTED.as_bytes()),

@@ -67,11 +67,15 @@ impl NumTarget {
         }
     }
 
-    /// Largest magnitude (as mantissa at `scale`) the column can hold, when below 1e36.
+    /// Largest magnitude, as a mantissa at the column's scale, that numeric(p,s) holds
+    /// (p digits: 10^p - 1), when clamping can matter: results stay below 2e18 and have at
+    /// most 18 decimals, so only columns with p - s <= 18 and s <= 18 need it.
     fn max_mant(&self, scale: u32) -> Option<i128> {
         match self {
-            NumTarget::Numeric { typmod: Some((p, s)) } if p.saturating_sub(*s) <= 18 && scale <= 18 => {
-                Some(10i128.pow(p - s) * 10i128.pow(scale) - 1)
+            NumTarget::Numeric { typmod: Some((p, s)) }
+                if *s == scale && *s <= MAX_SMALL_SCALE && p.saturating_sub(*s) <= 18 =>
+            {
+                Some(10i128.pow(*p) - 1)
             }
             _ => None,
         }
@@ -581,9 +585,9 @@ pub(crate) fn sql_bucket(d: &Decimal, target: NumTarget, col: &str, round: bool)
             format!("LEAST(GREATEST({value}, {min}::pg_catalog.numeric), {max}::pg_catalog.numeric)")
         }
         NumTarget::Numeric { typmod } => {
-            let clamped = match typmod {
-                Some((p, s)) if p.saturating_sub(s) <= 18 => {
-                    let max = Num::from_small(pow10(p - s) * pow10(s) - 1, s);
+            let clamped = match (typmod, target.max_mant(typmod.map_or(0, |t| t.1))) {
+                (Some((_, s)), Some(max)) => {
+                    let max = Num::from_small(max, s);
                     let mut t = Vec::new();
                     max.write_text(&mut t);
                     let t = String::from_utf8_lossy(&t).into_owned();
@@ -643,6 +647,30 @@ mod tests {
         let mut b = Vec::new();
         Num::parse_text("12345.678").unwrap().write_binary(&mut b);
         assert_eq!(b, vec![0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1A, 0x7C]);
+    }
+
+    #[test]
+    fn clamp_bounds_follow_precision() {
+        // numeric(5,2) holds up to 999.99; numeric(3,5) (scale > precision) up to 0.00999.
+        assert_eq!(
+            NumTarget::Numeric { typmod: Some((5, 2)) }.max_mant(2),
+            Some(99_999)
+        );
+        assert_eq!(NumTarget::Numeric { typmod: Some((3, 5)) }.max_mant(5), Some(999));
+        assert_eq!(
+            NumTarget::Numeric {
+                typmod: Some((40, 2))
+            }
+            .max_mant(2),
+            None
+        );
+        let sql = sql_bucket(
+            &Decimal { mant: 1, scale: 5 },
+            NumTarget::Numeric { typmod: Some((3, 5)) },
+            "v",
+            true,
+        );
+        assert!(sql.contains("'0.00999'"), "{sql}");
     }
 
     #[test]

@@ -47,77 +47,44 @@ pub(crate) const COMPOUND_SURNAMES: &[&str] = &[
     "乐正", "壤驷", "谷梁", "宰父", "夹谷", "段干", "鲜于", "完颜", "耶律", "公良", "仲孙", "叔孙", "西陵",
 ];
 
-/// Province-level names, full and short, as an address may start with them. The longest one
-/// that prefixes the address wins (PostgreSQL's regex alternation prefers the longest match too).
-pub(crate) const PROVINCES: &[&str] = &[
-    "北京市",
-    "天津市",
-    "上海市",
-    "重庆市",
-    "河北省",
-    "山西省",
-    "辽宁省",
-    "吉林省",
-    "黑龙江省",
-    "江苏省",
-    "浙江省",
-    "安徽省",
-    "福建省",
-    "江西省",
-    "山东省",
-    "河南省",
-    "湖北省",
-    "湖南省",
-    "广东省",
-    "海南省",
-    "四川省",
-    "贵州省",
-    "云南省",
-    "陕西省",
-    "甘肃省",
-    "青海省",
-    "台湾省",
-    "内蒙古自治区",
-    "广西壮族自治区",
-    "西藏自治区",
-    "宁夏回族自治区",
-    "新疆维吾尔自治区",
-    "香港特别行政区",
-    "澳门特别行政区",
-    "北京",
-    "天津",
-    "上海",
-    "重庆",
-    "河北",
-    "山西",
-    "辽宁",
-    "吉林",
-    "黑龙江",
-    "江苏",
-    "浙江",
-    "安徽",
-    "福建",
-    "江西",
-    "山东",
-    "河南",
-    "湖北",
-    "湖南",
-    "广东",
-    "海南",
-    "四川",
-    "贵州",
-    "云南",
-    "陕西",
-    "甘肃",
-    "青海",
-    "台湾",
-    "内蒙古",
-    "广西",
-    "西藏",
-    "宁夏",
-    "新疆",
-    "香港",
-    "澳门",
+/// Province-level names as (short name, rest of the full name): an address may start with
+/// either form (`广东` or `广东省`). The longest form that prefixes the address wins
+/// (PostgreSQL's regex prefers the longest match too).
+pub(crate) const PROVINCES: &[(&str, &str)] = &[
+    ("北京", "市"),
+    ("天津", "市"),
+    ("上海", "市"),
+    ("重庆", "市"),
+    ("河北", "省"),
+    ("山西", "省"),
+    ("辽宁", "省"),
+    ("吉林", "省"),
+    ("黑龙江", "省"),
+    ("江苏", "省"),
+    ("浙江", "省"),
+    ("安徽", "省"),
+    ("福建", "省"),
+    ("江西", "省"),
+    ("山东", "省"),
+    ("河南", "省"),
+    ("湖北", "省"),
+    ("湖南", "省"),
+    ("广东", "省"),
+    ("海南", "省"),
+    ("四川", "省"),
+    ("贵州", "省"),
+    ("云南", "省"),
+    ("陕西", "省"),
+    ("甘肃", "省"),
+    ("青海", "省"),
+    ("台湾", "省"),
+    ("内蒙古", "自治区"),
+    ("广西", "壮族自治区"),
+    ("西藏", "自治区"),
+    ("宁夏", "回族自治区"),
+    ("新疆", "维吾尔自治区"),
+    ("香港", "特别行政区"),
+    ("澳门", "特别行政区"),
 ];
 
 /// Municipalities and SARs: province-level, so the address keeps only that level.
@@ -543,6 +510,18 @@ fn bank_card(s: &str, keep_bin: bool, out: &mut Vec<u8>) {
     }
 }
 
+/// Binary search in a sorted copy of [`COMPOUND_SURNAMES`] (built once): ~7 comparisons
+/// instead of a scan of the whole list.
+fn is_compound_surname(two: &str) -> bool {
+    static SORTED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let sorted = SORTED.get_or_init(|| {
+        let mut v = COMPOUND_SURNAMES.to_vec();
+        v.sort_unstable();
+        v
+    });
+    sorted.binary_search(&two).is_ok()
+}
+
 /// `cn_name`: the surname (two characters for a compound surname when the name has at least
 /// three) followed by a fixed `**`, so the length of the given name does not show.
 fn cn_name(s: &str, out: &mut Vec<u8>) {
@@ -551,7 +530,7 @@ fn cn_name(s: &str, out: &mut Vec<u8>) {
     let second_end = it.next().map(|(i, c)| i + c.len_utf8());
     let has_third = it.next().is_some();
     let keep = match second_end {
-        Some(e) if has_third && COMPOUND_SURNAMES.contains(&&s[..e]) => e,
+        Some(e) if has_third && is_compound_surname(&s[..e]) => e,
         _ => first_end,
     };
     out.extend_from_slice(&s.as_bytes()[..keep]);
@@ -574,8 +553,15 @@ fn uscc(s: &str, out: &mut Vec<u8>) {
 fn province_prefix(s: &str) -> usize {
     PROVINCES
         .iter()
-        .filter(|p| s.starts_with(*p))
-        .map(|p| p.len())
+        .filter(|(short, _)| s.starts_with(short))
+        .map(|(short, rest)| {
+            short.len()
+                + if s[short.len()..].starts_with(rest) {
+                    rest.len()
+                } else {
+                    0
+                }
+        })
         .max()
         .unwrap_or(0)
 }
@@ -620,26 +606,25 @@ fn address(s: &str, out: &mut Vec<u8>) {
 }
 
 fn address_sql(t: &str, tc: &str) -> String {
-    let prov_re = format!("^({})", PROVINCES.join("|"));
-    // COALESCE and LEAST are syntax resolved without search_path (LEAST compares with the
-    // type's default btree opclass).
+    // Each name spelled once, its full form optional: `^(北京(?:市)?|...)`, longest match.
+    let alternatives: Vec<String> = PROVINCES
+        .iter()
+        .map(|(short, rest)| format!("{short}(?:{rest})?"))
+        .collect();
+    let prov_re = format!("^({})", alternatives.join("|"));
+    // COALESCE and LEAST are syntax resolved without search_path.
     let p = format!("COALESCE({}, 0)", len(&call("substring", &[tc, &lit(&prov_re)])));
     let rest = call("substr", &[tc, &op(&p, "+", "1")]);
-    let ends: Vec<String> = CITY_MARKERS
-        .iter()
-        .map(|m| {
-            // Not NULLIF: it resolves `=` through search_path.
-            let pos = call("strpos", &[&rest, &lit(m)]);
-            let end = op(&pos, "+", &(m.chars().count() - 1).to_string());
-            format!("(CASE WHEN {} THEN {end} END)", op(&pos, ">", "0"))
-        })
-        .collect();
-    let e = format!("LEAST({})", ends.join(", "));
-    let city_ok = format!(
-        "({} AND {})",
-        op(&e, "<=", &MAX_CITY_CHARS.to_string()),
-        matches(&call("substr", &[&rest, "1", &e]), "^[\u{4e00}-\u{9fff}]+$")
+    // The city: the shortest run of ideographs ending with a marker. A non-greedy regex takes
+    // the shortest match in PostgreSQL; the Rust side finds the earliest-ending marker and
+    // checks the run, which is the same string.
+    let markers = CITY_MARKERS.join("|");
+    let city = call(
+        "substring",
+        &[&rest, &lit(&format!("^([\u{4e00}-\u{9fff}]*?(?:{markers}))"))],
     );
+    let e = len(&city);
+    let city_ok = op(&e, "<=", &MAX_CITY_CHARS.to_string());
     let muni = format!(
         "({} AND {} OPERATOR(pg_catalog.=) ANY (ARRAY[{}]))",
         op(&p, ">", "0"),

@@ -250,23 +250,11 @@ fn cn_id_from(d: &[u8; 32], out: &mut Vec<u8>) {
     out.push(check);
 }
 
-/// Date `n` days after `start` (small n; simple loop over months).
-fn add_days(start: (u32, u32, u32), mut n: u64) -> (u32, u32, u32) {
-    let (mut y, mut m, mut d) = start;
-    loop {
-        let dim = u64::from(super::validate::days_in_month(y, m));
-        let left = dim - u64::from(d);
-        if n <= left {
-            return (y, m, d + n as u32);
-        }
-        n -= left + 1;
-        d = 1;
-        m += 1;
-        if m > 12 {
-            m = 1;
-            y += 1;
-        }
-    }
+/// Date `n` days after `start`.
+fn add_days(start: (u32, u32, u32), n: u64) -> (u32, u32, u32) {
+    let d0 = super::datetime::days_from_civil(i64::from(start.0), start.1, start.2);
+    let (y, m, d) = super::datetime::civil_from_days(d0 + n as i64);
+    (y as u32, m, d)
 }
 
 /// A Luhn-valid card number of `n` digits (n in 12..=19) from a MAC.

@@ -415,7 +415,13 @@ fn from_plan(
             .collect();
         entry.tables.push(TableEntry {
             table: table.to_string(),
-            row_filter: t.row_filter.as_ref().map(|(f, _)| f.clone()),
+            // As the DBA wrote it when the role's rules name the table, else as compiled.
+            row_filter: t.row_filter.as_ref().map(|(f, _)| {
+                role.row_filters
+                    .get(&table)
+                    .map(|w| w.sql.trim().to_string())
+                    .unwrap_or_else(|| f.clone())
+            }),
             columns,
         });
     }
@@ -435,25 +441,29 @@ fn from_plan(
     }
 }
 
-/// The rules alone: every column a rule names for the role (tables, masks, row filters).
+/// The rules alone: every column a rule names for the role (tables, masks, row filters),
+/// in the order the rules list them (file, line; role overrides of unruled columns after).
 fn from_rules_only(rules: &RuleSet, role: &RoleRule, keys: &crate::mask::Keys, entry: &mut RoleEntry) {
-    let mut columns: BTreeMap<TableName, BTreeSet<String>> = BTreeMap::new();
+    let mut columns: BTreeMap<TableName, BTreeMap<String, Source>> = BTreeMap::new();
     for (t, cols) in &rules.tables {
-        columns.entry(t.clone()).or_default().extend(cols.keys().cloned());
+        let entry = columns.entry(t.clone()).or_default();
+        for (c, rule) in cols {
+            entry.insert(c.clone(), rule.source.clone());
+        }
     }
-    for c in role.masks.keys() {
-        columns
-            .entry(c.table.clone())
-            .or_default()
-            .insert(c.column.clone());
+    for (c, ov) in &role.masks {
+        let table = columns.entry(c.table.clone()).or_default();
+        table.entry(c.column.clone()).or_insert_with(|| ov.source.clone());
     }
     for t in role.row_filters.keys() {
         columns.entry(t.clone()).or_default();
     }
     for (table, cols) in columns {
+        let mut cols: Vec<(String, Source)> = cols.into_iter().collect();
+        cols.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         let entries = cols
             .into_iter()
-            .map(|column| {
+            .map(|(column, _)| {
                 let name = ColumnName {
                     table: table.clone(),
                     column: column.clone(),
@@ -475,7 +485,7 @@ fn from_rules_only(rules: &RuleSet, role: &RoleRule, keys: &crate::mask::Keys, e
             .collect();
         entry.tables.push(TableEntry {
             table: table.to_string(),
-            row_filter: role.row_filters.get(&table).map(|f| f.canonical.clone()),
+            row_filter: role.row_filters.get(&table).map(|f| f.sql.trim().to_string()),
             columns: entries,
         });
     }

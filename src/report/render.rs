@@ -41,7 +41,7 @@ fn intro(r: &Report) -> String {
         }
     };
     format!(
-        "Generated {} from the rules in {} ({}); {against}.",
+        "Generated {} from the rules in `{}` ({}); {against}.",
         r.generated_at,
         r.rules_dir,
         r.rules_files.join(", ")

@@ -31,6 +31,8 @@ use crate::mask::{Keys, MaskSpec};
 use crate::policy::Limits;
 
 pub use filter::{check_row_filter, RowFilterCheck};
+/// The names the loader accepts, per entry kind (the JSON Schema must list the same).
+pub use read::{COLUMN_FIELDS, KEY_FIELDS, LIMIT_FIELDS, LOGIN_FIELDS, ROLE_FIELDS, SECTIONS};
 
 /// Where an entry was written: file and 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

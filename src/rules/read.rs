@@ -20,8 +20,8 @@ use crate::policy::Limits;
 
 /// Top-level sections of a rules file.
 pub const SECTIONS: [&str; 5] = ["tables", "roles", "logins", "keys", "functions"];
-const COLUMN_FIELDS: [&str; 2] = ["class", "mask"];
-const ROLE_FIELDS: [&str; 6] = [
+pub const COLUMN_FIELDS: [&str; 2] = ["class", "mask"];
+pub const ROLE_FIELDS: [&str; 6] = [
     "unrestricted",
     "sees",
     "default",
@@ -29,9 +29,9 @@ const ROLE_FIELDS: [&str; 6] = [
     "row_filters",
     "limits",
 ];
-const LIMIT_FIELDS: [&str; 3] = ["max_rows", "statement_timeout", "max_sessions"];
+pub const LIMIT_FIELDS: [&str; 3] = ["max_rows", "statement_timeout", "max_sessions"];
 /// `password` is listed so that it is reported as a clear-text password, not as unknown.
-const LOGIN_FIELDS: [&str; 8] = [
+pub const LOGIN_FIELDS: [&str; 8] = [
     "role",
     "scram",
     "md5",
@@ -41,7 +41,7 @@ const LOGIN_FIELDS: [&str; 8] = [
     "valid_until",
     "password",
 ];
-const KEY_FIELDS: [&str; 2] = ["env", "file"];
+pub const KEY_FIELDS: [&str; 2] = ["env", "file"];
 
 /// Accumulates rules and errors over the files of a directory.
 pub struct Reader {

@@ -711,6 +711,23 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_pattern_compiles_and_matches() {
+        // Each `re(..)` pattern is used at least once here, so a typo fails a test, not a scan.
+        assert!(
+            is_address("湖州市吴兴区红旗路88号3栋"),
+            "a city outside the list, by its 市"
+        );
+        assert!(!is_address("湖州市吴兴区"));
+        assert!(is_landline("0571-87654321") && is_landline("(010)62345678-123"));
+        assert!(is_email("a.b+c@mail.example.cn") && !is_email("a@b"));
+        assert!(is_passport("E12345678") && is_passport("EA1234567") && !is_passport("E1234567"));
+        assert!(
+            is_plate("京A12345") && is_plate("粤BD12345") && is_plate("沪A1234D") && !is_plate("京I12345")
+        );
+        assert!(contains_identifier("x a@b.cn y") && contains_identifier("tel 13912345678."));
+    }
+
+    #[test]
     fn embedded_identifiers() {
         assert!(contains_identifier("客户说请联系13812345678，下午方便"));
         assert!(contains_identifier("call +86 138-1234-5678 after 5pm"));

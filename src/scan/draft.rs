@@ -66,7 +66,7 @@ pub fn draft_rules(findings: &[Finding]) -> String {
 pub fn coverage(findings: &[Finding], rules: &RuleSet) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for f in findings {
-        let looks = format!("looks like {} ({})", f.detector, f.evidence());
+        let looks = format!("looks like {}: {}", f.detector, f.evidence_short());
         let table = TableName::new(f.schema.clone(), f.table.clone());
         let rule = rules.tables.get(&table).and_then(|t| t.get(&f.column));
         let why = match rule.map(|r| r.class) {

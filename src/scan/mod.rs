@@ -104,18 +104,32 @@ impl Finding {
 
     /// `97% of 1000 sampled values cn_id (check char valid, ...), name hint 'sfzh'`.
     pub fn evidence(&self) -> String {
+        self.evidence_text(true)
+    }
+
+    /// The evidence without naming the detector, for text that names it already:
+    /// `97% of 1000 sampled values match (check char valid, ...), name hint 'sfzh'`.
+    pub fn evidence_short(&self) -> String {
+        self.evidence_text(false)
+    }
+
+    fn evidence_text(&self, name_detector: bool) -> String {
         let mut parts = Vec::new();
+        let what = if name_detector {
+            self.detector.as_str()
+        } else {
+            "match"
+        };
         if self.share > 0.0 {
             parts.push(format!(
-                "{} of {} sampled values {} ({})",
+                "{} of {} sampled values {what} ({})",
                 percent(self.share),
                 self.sampled,
-                self.detector,
                 self.detector.checks()
             ));
         }
         if let Some(h) = &self.hint {
-            if self.share > 0.0 {
+            if self.share > 0.0 || !name_detector {
                 parts.push(format!("name hint '{h}'"));
             } else {
                 parts.push(format!("name hint '{h}' ({})", self.detector));
@@ -124,8 +138,11 @@ impl Finding {
         if self.share == 0.0 {
             let why = match &self.note {
                 Some(n) => n.clone(),
+                None if !self.detector.content_checkable() => {
+                    "judged by name (values cannot tell)".to_string()
+                }
                 None if self.sampled > 0 => format!("no match in {} sampled values", self.sampled),
-                None => "values not sampled".to_string(),
+                None => "no values sampled".to_string(),
             };
             parts.push(why);
         }

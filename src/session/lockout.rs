@@ -69,7 +69,11 @@ struct Entry {
 
 impl Entry {
     fn expire(&mut self, now: Instant, window: Duration) {
-        while self.failures.front().is_some_and(|t| now.duration_since(*t) > window) {
+        while self
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
             self.failures.pop_front();
         }
         if self.locked_until.is_some_and(|u| u <= now) {
@@ -123,7 +127,10 @@ fn user_key(user: &str) -> Key {
 
 impl Lockout {
     pub fn new(cfg: LockoutConfig) -> Lockout {
-        Lockout { cfg, entries: DashMap::new() }
+        Lockout {
+            cfg,
+            entries: DashMap::new(),
+        }
     }
 
     pub fn config(&self) -> &LockoutConfig {
@@ -139,7 +146,10 @@ impl Lockout {
             if let Some(mut e) = self.entries.get_mut(&key) {
                 e.expire(now, self.cfg.window);
                 if let Some(until) = e.locked_until {
-                    return Err(Locked { scope, remaining: until.saturating_duration_since(now) });
+                    return Err(Locked {
+                        scope,
+                        remaining: until.saturating_duration_since(now),
+                    });
                 }
             }
         }
@@ -157,7 +167,10 @@ impl Lockout {
         }
         let mut locked = None;
         let mut counts = [0u32; 2];
-        for (i, (key, scope)) in [(Key::Addr(addr), Scope::Address), (user_key(user), Scope::User)].into_iter().enumerate() {
+        for (i, (key, scope)) in [(Key::Addr(addr), Scope::Address), (user_key(user), Scope::User)]
+            .into_iter()
+            .enumerate()
+        {
             if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&key) {
                 continue;
             }
@@ -173,7 +186,11 @@ impl Lockout {
         }
         let n = counts[0].max(counts[1]).max(1);
         let delay = self.cfg.delay_step.saturating_mul(n).min(self.cfg.delay_cap);
-        Failure { delay, user_failures: counts[1], locked }
+        Failure {
+            delay,
+            user_failures: counts[1],
+            locked,
+        }
     }
 
     /// Records a successful login: the user's failures are forgiven.
@@ -224,7 +241,10 @@ mod tests {
         l.failed("bob", a, t0);
         l.failed("bob", a, t0);
         let t1 = t0 + Duration::from_secs(61);
-        assert!(l.failed("bob", a, t1).locked.is_none(), "the first two have expired");
+        assert!(
+            l.failed("bob", a, t1).locked.is_none(),
+            "the first two have expired"
+        );
         l.succeeded("bob");
         assert_eq!(l.failed("bob", "10.0.0.9".parse().unwrap(), t1).user_failures, 1);
     }

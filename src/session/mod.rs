@@ -51,7 +51,8 @@ pub struct Shared {
     pub lockout: lockout::Lockout,
     /// Open sessions per role, for `max_sessions`.
     pub role_sessions: DashMap<String, u32>,
-    /// Session ids for logs and the audit trail (unique within the process).
+    /// Session ids for logs and the audit trail: the start time in seconds × 10⁶ plus a
+    /// counter, so ids do not repeat across restarts.
     pub next_session: AtomicU64,
     /// Wakes the reloader after DDL by an unrestricted role.
     pub reload_wanted: tokio::sync::Notify,

@@ -4,7 +4,8 @@
 //! - the front pump reads client messages and forwards them upstream;
 //! - the back pump reads upstream messages and forwards them to the client.
 //!
-//! Unrestricted roles: frames pass as they are (the back pump is a plain byte copy).
+//! Unrestricted roles: frames pass as they are (the back pump copies them, only counting
+//! rows for the role's `max_rows`).
 //!
 //! Restricted roles: every Query and Parse is analysed before it leaves. A statement the
 //! analyser refuses is replaced upstream by one that fails to parse, so that the refusal
@@ -13,13 +14,15 @@
 //! pump swaps that error for pgveil's refusal. A queue of [`Expect`]s, pushed by the front
 //! pump in the order messages go upstream, tells the back pump what each reply answers.
 //!
-//! Running during a deal (issue 5): at every Query or Parse, of any role, the login is
+//! Running during a deal (issue 5): at every Query or Parse (and Execute, for restricted
+//! roles), the login is
 //! looked up in the policy in force; a revoked or expired login ends the session with a
 //! FATAL 28000. Restricted roles' statements are audited before they leave (the front pump
 //! awaits the audit writer's acknowledgement for each batch) and their results are counted
 //! against the role's `max_rows` (exceeding it ends the statement with 54000 and cancels it
 //! upstream). Unrestricted roles' Query/Parse are audited without waiting, and DDL among
-//! them triggers a debounced policy reload.
+//! them triggers a debounced policy reload. A prepared statement judged under older rules
+//! is judged again at its next Bind (see [`Judged`]).
 //!
 //! Invariants (restricted roles):
 //! - no Query or Parse text reaches the upstream without having been analysed;
@@ -38,8 +41,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::{SessionError, Shared};
 use crate::audit::{SessionMeta, Verdict, UNAVAILABLE_MESSAGE, UNAVAILABLE_SQLSTATE};
-use crate::metrics::Decision;
 use crate::mask::{Format, Mask, Masked};
+use crate::metrics::Decision;
 use crate::net::Stream;
 use crate::policy::{ColumnAction, RolePlan};
 use crate::sql::{Analysis, Context, Refusal};
@@ -65,6 +68,10 @@ pub(super) struct SessionInfo {
 /// statement so the refusal takes the place of the server's error.
 const REFUSED_PLACEHOLDER: &str = "pgveil_refused";
 
+/// What a client that hit its role's `max_rows` is told to do.
+const ROW_LIMIT_HINT: &str =
+    "fetch fewer rows (add WHERE or LIMIT); the limit is set by the data owner's rules";
+
 /// Reads `current_schemas(false)` on a fresh upstream connection: the search path the
 /// session's statements will resolve names with.
 pub(super) async fn fetch_search_path(up: &mut Upstream) -> Result<Vec<String>, String> {
@@ -73,7 +80,12 @@ pub(super) async fn fetch_search_path(up: &mut Upstream) -> Result<Vec<String>, 
     up.writer.write_all(&out).await.map_err(|e| e.to_string())?;
     let mut value = None;
     loop {
-        let f = up.reader.next().await.map_err(|e| e.to_string())?.ok_or("upstream closed")?;
+        let f = up
+            .reader
+            .next()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("upstream closed")?;
         match f.tag {
             backend::DATA_ROW => {
                 let mut ranges = Vec::new();
@@ -127,19 +139,29 @@ pub(super) async fn unrestricted(
     shared: &Arc<Shared>,
     info: &SessionInfo,
 ) -> Result<(), SessionError> {
-    let Upstream { reader: mut up_reader, writer: mut up_w, .. } = up;
+    let Upstream {
+        reader: mut up_reader,
+        writer: mut up_w,
+        backend_key,
+        ..
+    } = up;
+    // The role's max_rows as of the latest statement (0: none), read by the back pump.
+    let max_rows = std::sync::atomic::AtomicU64::new(info.plan.limits.max_rows.unwrap_or(0));
+    let max_rows = &max_rows;
     let front = async {
         let mut out = BytesMut::with_capacity(64 * 1024);
         let mut records = Vec::new();
         let mut stmt = 0u64;
         loop {
-            let Some(f) = reader.next().await.map_err(SessionError::Client)? else { return Ok(()) };
+            let Some(f) = reader.next().await.map_err(SessionError::Client)? else {
+                return Ok(());
+            };
             let mut next = Some(f);
             let mut terminate = false;
             while let Some(f) = next.take() {
                 terminate = f.tag == frontend::TERMINATE;
                 if f.tag == frontend::QUERY || f.tag == frontend::PARSE {
-                    check_login(shared, info)?;
+                    max_rows.store(check_login(shared, info)?.unwrap_or(0), Relaxed);
                     let sql = if f.tag == frontend::QUERY {
                         frontend::decode_query(&f).map_err(SessionError::Client)?
                     } else {
@@ -151,7 +173,14 @@ pub(super) async fn unrestricted(
                     }
                     if shared.audit.enabled() {
                         stmt += 1;
-                        records.push(shared.audit.statement_record(&info.meta, stmt, sql, Verdict::Unrestricted, &[], &[]));
+                        records.push(shared.audit.statement_record(
+                            &info.meta,
+                            stmt,
+                            sql,
+                            Verdict::Unrestricted,
+                            &[],
+                            &[],
+                        ));
                     }
                 }
                 out.extend_from_slice(&f.bytes);
@@ -163,7 +192,9 @@ pub(super) async fn unrestricted(
             // The seller's own staff keep working when the trail is down; the writer logs
             // and counts every failure.
             shared.audit.send(std::mem::take(&mut records));
-            up_w.write_all(&out).await.map_err(|e| SessionError::Upstream(e.into()))?;
+            up_w.write_all(&out)
+                .await
+                .map_err(|e| SessionError::Upstream(e.into()))?;
             out.clear();
             if terminate {
                 return Ok(());
@@ -172,18 +203,73 @@ pub(super) async fn unrestricted(
     };
     let back = async {
         let mut out = BytesMut::with_capacity(64 * 1024);
+        // Row limit state: rows of the current result, whether replies are being dropped
+        // until ReadyForQuery, and the cancel request to wait for before that.
+        let mut current = 0u64;
+        let mut swallow = false;
+        let mut cancel: Option<tokio::task::JoinHandle<()>> = None;
         loop {
-            let Some(f) = up_reader.next().await.map_err(SessionError::Upstream)? else { return Ok(false) };
-            let mut rows = u64::from(f.tag == backend::DATA_ROW);
-            out.extend_from_slice(&f.bytes);
-            while let Some(f) = up_reader.try_next().map_err(SessionError::Upstream)? {
-                rows += u64::from(f.tag == backend::DATA_ROW);
-                out.extend_from_slice(&f.bytes);
+            let Some(f) = up_reader.next().await.map_err(SessionError::Upstream)? else {
+                return Ok(false);
+            };
+            let mut rows = 0u64;
+            let mut next = Some(f);
+            while let Some(f) = next.take() {
+                match f.tag {
+                    backend::DATA_ROW if !swallow => {
+                        let limit = max_rows.load(Relaxed);
+                        if limit > 0 && current >= limit {
+                            let msg = format!(
+                                "row limit of {limit} rows per statement exceeded for role {}",
+                                info.plan.role
+                            );
+                            backend::encode_error(
+                                &mut out,
+                                Severity::Error,
+                                "54000",
+                                &msg,
+                                Some(ROW_LIMIT_HINT),
+                            );
+                            swallow = true;
+                            cancel = Some(cancel_upstream(shared, backend_key));
+                            shared.metrics.row_limit_hits.fetch_add(1, Relaxed);
+                            shared.metrics.refusal_code("54000");
+                        } else {
+                            current += 1;
+                            rows += 1;
+                            out.extend_from_slice(&f.bytes);
+                        }
+                    }
+                    backend::READY_FOR_QUERY => {
+                        if let Some(h) = cancel.take() {
+                            let _ = h.await;
+                        }
+                        swallow = false;
+                        current = 0;
+                        out.extend_from_slice(&f.bytes);
+                    }
+                    _ if swallow => {}
+                    tag => {
+                        if matches!(
+                            tag,
+                            backend::COMMAND_COMPLETE
+                                | backend::EMPTY_QUERY
+                                | backend::PORTAL_SUSPENDED
+                                | backend::ERROR_RESPONSE
+                        ) {
+                            current = 0;
+                        }
+                        out.extend_from_slice(&f.bytes);
+                    }
+                }
                 if out.len() >= 64 * 1024 {
                     break;
                 }
+                next = up_reader.try_next().map_err(SessionError::Upstream)?;
             }
-            w.write_all(&out).await.map_err(|e| SessionError::Client(e.into()))?;
+            w.write_all(&out)
+                .await
+                .map_err(|e| SessionError::Client(e.into()))?;
             shared.metrics.rows_out.fetch_add(rows, Relaxed);
             shared.metrics.bytes_out.fetch_add(out.len() as u64, Relaxed);
             out.clear();
@@ -208,16 +294,26 @@ fn check_login(shared: &Shared, info: &SessionInfo) -> Result<Option<u64>, Sessi
             }
             Err(e) => format!("{e}; the session is closed"),
         },
-        Some(_) => format!("login {} now belongs to another role; the session is closed, reconnect", info.user),
+        Some(_) => format!(
+            "login {} now belongs to another role; the session is closed, reconnect",
+            info.user
+        ),
         None => format!("login {} has been revoked; the session is closed", info.user),
     };
     shared.metrics.sessions_revoked.fetch_add(1, Relaxed);
     tracing::warn!(peer = %info.peer, session = info.meta.session, user = %info.user, reason = %message, "session ended by the policy");
-    Err(SessionError::Ended { sqlstate: "28000", message })
+    Err(SessionError::Ended {
+        sqlstate: "28000",
+        message,
+    })
 }
 
 /// After the pumps: tells the client when the upstream vanished.
-async fn finish(w: &mut ClientWriter, res: Result<bool, SessionError>, shared: &Shared) -> Result<(), SessionError> {
+async fn finish(
+    w: &mut ClientWriter,
+    res: Result<bool, SessionError>,
+    shared: &Shared,
+) -> Result<(), SessionError> {
     if matches!(res, Ok(false) | Err(SessionError::Upstream(_))) {
         shared.metrics.upstream_errors.fetch_add(1, Relaxed);
     }
@@ -232,7 +328,13 @@ async fn finish(w: &mut ClientWriter, res: Result<bool, SessionError>, shared: &
         }
         Ok(false) => {
             let mut out = BytesMut::new();
-            backend::encode_error(&mut out, Severity::Fatal, "08006", "the upstream database closed the connection", None);
+            backend::encode_error(
+                &mut out,
+                Severity::Fatal,
+                "08006",
+                "the upstream database closed the connection",
+                None,
+            );
             let _ = w.write_all(&out).await;
             let _ = w.shutdown().await;
             Ok(())
@@ -240,8 +342,13 @@ async fn finish(w: &mut ClientWriter, res: Result<bool, SessionError>, shared: &
         Err(e @ (SessionError::Upstream(_) | SessionError::Desync(_) | SessionError::Leak(_))) => {
             let mut out = BytesMut::new();
             let (code, msg) = match &e {
-                SessionError::Leak(_) => ("42501", "pgveil stopped a result that would reveal a protected column"),
-                SessionError::Desync(_) => ("08P01", "pgveil lost track of the protocol and ended the session"),
+                SessionError::Leak(_) => (
+                    "42501",
+                    "pgveil stopped a result that would reveal a protected column",
+                ),
+                SessionError::Desync(_) => {
+                    ("08P01", "pgveil lost track of the protocol and ended the session")
+                }
                 _ => ("08006", "the connection to the upstream database failed"),
             };
             backend::encode_error(&mut out, Severity::Fatal, code, msg, None);
@@ -250,9 +357,18 @@ async fn finish(w: &mut ClientWriter, res: Result<bool, SessionError>, shared: &
             Err(e)
         }
         Err(e) => {
-            if let SessionError::Client(WireError::Malformed { .. } | WireError::TooLarge { .. } | WireError::BadLength { .. }) = &e {
+            if let SessionError::Client(
+                WireError::Malformed { .. } | WireError::TooLarge { .. } | WireError::BadLength { .. },
+            ) = &e
+            {
                 let mut out = BytesMut::new();
-                backend::encode_error(&mut out, Severity::Fatal, "08P01", &format!("invalid message: {e}"), None);
+                backend::encode_error(
+                    &mut out,
+                    Severity::Fatal,
+                    "08P01",
+                    &format!("invalid message: {e}"),
+                    None,
+                );
                 let _ = w.write_all(&out).await;
                 let _ = w.shutdown().await;
             }
@@ -277,7 +393,14 @@ struct Exec {
 
 impl Exec {
     fn new(stmt: u64, max_rows: Option<u64>) -> Exec {
-        Exec { stmt, start: Instant::now(), rows: 0, bytes: 0, max_rows, error: None }
+        Exec {
+            stmt,
+            start: Instant::now(),
+            rows: 0,
+            bytes: 0,
+            max_rows,
+            error: None,
+        }
     }
 }
 
@@ -285,22 +408,46 @@ impl Exec {
 #[derive(Debug)]
 enum Expect {
     /// A Simple Query (or a refused FunctionCall): replies until ReadyForQuery.
-    Query { refusal: Option<Refusal>, analysis: Option<Arc<Judged>>, statement: usize, exec: Exec },
-    Parse { refusal: Option<Refusal> },
-    Bind,
+    Query {
+        refusal: Option<Refusal>,
+        analysis: Option<Arc<Judged>>,
+        statement: usize,
+        exec: Exec,
+    },
+    Parse {
+        refusal: Option<Refusal>,
+    },
+    /// A refusal when pgveil replaced the Bind (a stale prepared statement).
+    Bind {
+        refusal: Option<Refusal>,
+    },
     Close,
-    Describe { analysis: Option<Arc<Judged>>, formats: Vec<i16> },
-    Execute { analysis: Option<Arc<Judged>>, formats: Vec<i16>, exec: Exec },
+    Describe {
+        analysis: Option<Arc<Judged>>,
+        formats: Vec<i16>,
+    },
+    Execute {
+        analysis: Option<Arc<Judged>>,
+        formats: Vec<i16>,
+        exec: Exec,
+    },
     Sync,
 }
 
 /// An analysis with the plan it was made under. Replies are checked against that same plan:
 /// after a reload, a statement prepared under the old rules is still checked consistently
 /// with how it was rewritten.
+///
+/// A prepared statement judged under older rules (`version` is not the catalog version in
+/// force) is judged again at its next Bind: if its rewrite is unchanged it continues under
+/// the new plan and masks; otherwise the Bind is refused (the client prepares it again), so
+/// a tightened rule reaches prepared statements too.
 #[derive(Debug)]
 struct Judged {
     a: Arc<Analysis>,
     plan: Arc<RolePlan>,
+    /// The catalog version (bumped by every policy load) the judgement was made under.
+    version: u64,
 }
 
 /// A portal as the front pump knows it: its statement's analysis and result formats.
@@ -315,7 +462,7 @@ struct Portal {
 #[derive(Default)]
 struct Front {
     /// Named (and unnamed, "") prepared statements: analysis and audited statement number.
-    statements: HashMap<String, (Arc<Judged>, u64)>,
+    statements: HashMap<String, (Arc<Judged>, u64, Arc<str>)>,
     portals: HashMap<String, Portal>,
     /// Statement numbers of this session (audit `stmt`).
     stmt: u64,
@@ -349,14 +496,21 @@ pub(super) async fn restricted(
     shared: &Arc<Shared>,
     info: &SessionInfo,
 ) -> Result<(), SessionError> {
-    let Upstream { reader: mut up_reader, writer: mut up_w, backend_key, .. } = up;
+    let Upstream {
+        reader: mut up_reader,
+        writer: mut up_w,
+        backend_key,
+        ..
+    } = up;
     let queue: Mutex<VecDeque<Expect>> = Mutex::new(VecDeque::new());
     let queue = &queue;
     let front = async {
         let mut st = Front::default();
         let mut out = BytesMut::with_capacity(16 * 1024);
         loop {
-            let Some(f) = reader.next().await.map_err(SessionError::Client)? else { return Ok(()) };
+            let Some(f) = reader.next().await.map_err(SessionError::Client)? else {
+                return Ok(());
+            };
             let mut next = Some(f);
             let mut terminate = false;
             while let Some(f) = next.take() {
@@ -377,12 +531,17 @@ pub(super) async fn restricted(
                 if let Err(e) = shared.audit.commit(std::mem::take(&mut st.records)).await {
                     if must {
                         tracing::error!(peer = %info.peer, session = info.meta.session, error = %e, "statement not forwarded: the audit trail failed");
-                        shared.metrics.refusal(UNAVAILABLE_SQLSTATE);
-                        return Err(SessionError::Ended { sqlstate: UNAVAILABLE_SQLSTATE, message: UNAVAILABLE_MESSAGE.to_string() });
+                        shared.metrics.refusal_code(UNAVAILABLE_SQLSTATE);
+                        return Err(SessionError::Ended {
+                            sqlstate: UNAVAILABLE_SQLSTATE,
+                            message: UNAVAILABLE_MESSAGE.to_string(),
+                        });
                     }
                 }
             }
-            up_w.write_all(&out).await.map_err(|e| SessionError::Upstream(e.into()))?;
+            up_w.write_all(&out)
+                .await
+                .map_err(|e| SessionError::Upstream(e.into()))?;
             out.clear();
             if terminate {
                 return Ok(());
@@ -395,7 +554,9 @@ pub(super) async fn restricted(
         let mut scratch = Vec::new();
         let mut bs = Back::default();
         loop {
-            let Some(f) = up_reader.next().await.map_err(SessionError::Upstream)? else { return Ok(false) };
+            let Some(f) = up_reader.next().await.map_err(SessionError::Upstream)? else {
+                return Ok(false);
+            };
             let mut next = Some(f);
             while let Some(f) = next.take() {
                 if f.tag == backend::READY_FOR_QUERY {
@@ -405,7 +566,17 @@ pub(super) async fn restricted(
                 }
                 let swallowing = bs.swallow;
                 let mark = out.len();
-                back_message(&f, &mut out, queue, shared, info, backend_key, &mut bs, &mut ranges, &mut scratch)?;
+                back_message(
+                    &f,
+                    &mut out,
+                    queue,
+                    shared,
+                    info,
+                    backend_key,
+                    &mut bs,
+                    &mut ranges,
+                    &mut scratch,
+                )?;
                 if f.tag == backend::READY_FOR_QUERY {
                     bs.swallow = false;
                 } else if swallowing {
@@ -416,7 +587,9 @@ pub(super) async fn restricted(
                 }
                 next = up_reader.try_next().map_err(SessionError::Upstream)?;
             }
-            w.write_all(&out).await.map_err(|e| SessionError::Client(e.into()))?;
+            w.write_all(&out)
+                .await
+                .map_err(|e| SessionError::Client(e.into()))?;
             let m = &shared.metrics;
             m.bytes_out.fetch_add(out.len() as u64, Relaxed);
             m.rows_out.fetch_add(std::mem::take(&mut bs.rows), Relaxed);
@@ -447,19 +620,75 @@ fn judge(sql: &str, shared: &Shared, info: &SessionInfo) -> Result<Arc<Judged>, 
         ));
     }
     let policy = shared.policy.load();
-    let plan = policy.plans.get(&info.plan.role).cloned().unwrap_or_else(|| info.plan.clone());
-    let ctx = Context { catalog: &policy.catalog, plan: &plan, search_path: &info.search_path };
+    let plan = policy
+        .plans
+        .get(&info.plan.role)
+        .cloned()
+        .unwrap_or_else(|| info.plan.clone());
+    let ctx = Context {
+        catalog: &policy.catalog,
+        plan: &plan,
+        search_path: &info.search_path,
+    };
     let a = shared.analysis.analyze(sql, &ctx)?;
-    Ok(Arc::new(Judged { a, plan }))
+    Ok(Arc::new(Judged {
+        a,
+        plan,
+        version: policy.catalog.version,
+    }))
+}
+
+/// Judges a prepared statement again when the policy changed since it was prepared. Keeps
+/// it (under the new plan) when its rewrite is unchanged; refuses it otherwise.
+fn refresh_statement(name: &str, shared: &Shared, info: &SessionInfo, st: &mut Front) -> Result<(), Refusal> {
+    let Some((old, n, sql)) = st.statements.get(name) else {
+        return Ok(());
+    };
+    if old.version == shared.policy.load().catalog.version {
+        return Ok(());
+    }
+    let (n, sql) = (*n, sql.clone());
+    let stale = || {
+        Refusal::new(
+            "0A000",
+            "the rules changed since this statement was prepared; prepare it again",
+            Some("pgveil re-checks prepared statements after a rules reload".into()),
+        )
+    };
+    match judge(&sql, shared, info) {
+        Ok(new) if new.a.sql == old.a.sql => {
+            st.statements.insert(name.to_string(), (new, n, sql));
+            Ok(())
+        }
+        Ok(_) => {
+            st.statements.remove(name);
+            Err(stale())
+        }
+        Err(r) => {
+            st.statements.remove(name);
+            Err(r)
+        }
+    }
 }
 
 /// Counts and audits one judged statement.
-fn note(shared: &Shared, info: &SessionInfo, st: &mut Front, stmt: u64, sql: &str, result: Result<&Analysis, &Refusal>) {
+fn note(
+    shared: &Shared,
+    info: &SessionInfo,
+    st: &mut Front,
+    stmt: u64,
+    sql: &str,
+    result: Result<&Analysis, &Refusal>,
+) {
     match result {
         Ok(a) => {
             let rewritten = a.sql != sql;
             let masked = rewritten || a.statements.iter().any(|s| !s.proxy_masks.is_empty());
-            shared.metrics.statement(if masked { Decision::Masked } else { Decision::Passed });
+            shared.metrics.statement(if masked {
+                Decision::Masked
+            } else {
+                Decision::Passed
+            });
             if rewritten {
                 shared.metrics.statements_rewritten.fetch_add(1, Relaxed);
             }
@@ -479,7 +708,11 @@ fn note(shared: &Shared, info: &SessionInfo, st: &mut Front, stmt: u64, sql: &st
                     }
                 }
                 let verdict = if masked { Verdict::Masked } else { Verdict::Passed };
-                st.records.push(shared.audit.statement_record(&info.meta, stmt, sql, verdict, &tables, &columns));
+                st.records.push(
+                    shared
+                        .audit
+                        .statement_record(&info.meta, stmt, sql, verdict, &tables, &columns),
+                );
                 st.must_log = true;
             }
         }
@@ -487,8 +720,15 @@ fn note(shared: &Shared, info: &SessionInfo, st: &mut Front, stmt: u64, sql: &st
             shared.metrics.refusal(r.sqlstate);
             log_refusal(info, r);
             if shared.audit.enabled() {
-                let verdict = Verdict::Refused { sqlstate: r.sqlstate, reason: &r.message };
-                st.records.push(shared.audit.statement_record(&info.meta, stmt, sql, verdict, &[], &[]));
+                let verdict = Verdict::Refused {
+                    sqlstate: r.sqlstate,
+                    reason: &r.message,
+                };
+                st.records.push(
+                    shared
+                        .audit
+                        .statement_record(&info.meta, stmt, sql, verdict, &[], &[]),
+                );
             }
         }
     }
@@ -517,12 +757,22 @@ fn front_message(
                     } else {
                         frontend::encode_query(out, &a.a.sql);
                     }
-                    Expect::Query { refusal: None, analysis: Some(a), statement: 0, exec: Exec::new(stmt, st.max_rows) }
+                    Expect::Query {
+                        refusal: None,
+                        analysis: Some(a),
+                        statement: 0,
+                        exec: Exec::new(stmt, st.max_rows),
+                    }
                 }
                 Err(r) => {
                     note(shared, info, st, stmt, sql, Err(&r));
                     frontend::encode_query(out, REFUSED_PLACEHOLDER);
-                    Expect::Query { refusal: Some(r), analysis: None, statement: 0, exec: Exec::new(0, None) }
+                    Expect::Query {
+                        refusal: Some(r),
+                        analysis: None,
+                        statement: 0,
+                        exec: Exec::new(0, None),
+                    }
                 }
             }
         }
@@ -539,7 +789,8 @@ fn front_message(
                     } else {
                         frontend::encode_parse(out, p.name, &a.a.sql, p.param_types);
                     }
-                    st.statements.insert(p.name.to_string(), (a, stmt));
+                    st.statements
+                        .insert(p.name.to_string(), (a, stmt, Arc::from(p.sql)));
                     Expect::Parse { refusal: None }
                 }
                 Err(r) => {
@@ -552,20 +803,41 @@ fn front_message(
         }
         frontend::BIND => {
             let b = frontend::decode_bind(f).map_err(SessionError::Client)?;
+            if let Err(r) = refresh_statement(b.statement, shared, info, st) {
+                log_refusal(info, &r);
+                shared.metrics.refusal_code(r.sqlstate);
+                st.portals.remove(b.portal);
+                // A Bind of a statement that does not exist fails upstream exactly where
+                // this Bind would have, so the skip-until-Sync rule holds.
+                let mut m = crate::wire::BodyWriter::new(out, frontend::BIND);
+                m.cstr(b.portal).cstr(REFUSED_PLACEHOLDER).i16(0).i16(0).i16(0);
+                m.finish();
+                return Ok(Some(Expect::Bind { refusal: Some(r) }));
+            }
             let (analysis, stmt) = match st.statements.get(b.statement) {
-                Some((a, n)) => (Some(a.clone()), *n),
+                Some((a, n, _)) => (Some(a.clone()), *n),
                 None => (None, 0),
             };
-            st.portals.insert(b.portal.to_string(), Portal { analysis, formats: b.result_formats, stmt });
+            st.portals.insert(
+                b.portal.to_string(),
+                Portal {
+                    analysis,
+                    formats: b.result_formats,
+                    stmt,
+                },
+            );
             out.extend_from_slice(&f.bytes);
-            Expect::Bind
+            Expect::Bind { refusal: None }
         }
         frontend::DESCRIBE => {
             let t = frontend::decode_target(f).map_err(SessionError::Client)?;
             let (analysis, formats) = if t.kind == b'S' {
-                (st.statements.get(t.name).map(|(a, _)| a.clone()), Vec::new())
+                (st.statements.get(t.name).map(|(a, ..)| a.clone()), Vec::new())
             } else {
-                st.portals.get(t.name).map(|p| (p.analysis.clone(), p.formats.clone())).unwrap_or((None, Vec::new()))
+                st.portals
+                    .get(t.name)
+                    .map(|p| (p.analysis.clone(), p.formats.clone()))
+                    .unwrap_or((None, Vec::new()))
             };
             out.extend_from_slice(&f.bytes);
             Expect::Describe { analysis, formats }
@@ -574,10 +846,17 @@ fn front_message(
             let (portal, _max_rows) = frontend::decode_execute(f).map_err(SessionError::Client)?;
             // A prepared statement run again is a statement too: the login is checked again.
             st.max_rows = check_login(shared, info)?;
-            let (analysis, formats, stmt) =
-                st.portals.get(portal).map(|p| (p.analysis.clone(), p.formats.clone(), p.stmt)).unwrap_or((None, Vec::new(), 0));
+            let (analysis, formats, stmt) = st
+                .portals
+                .get(portal)
+                .map(|p| (p.analysis.clone(), p.formats.clone(), p.stmt))
+                .unwrap_or((None, Vec::new(), 0));
             out.extend_from_slice(&f.bytes);
-            Expect::Execute { analysis, formats, exec: Exec::new(stmt, st.max_rows) }
+            Expect::Execute {
+                analysis,
+                formats,
+                exec: Exec::new(stmt, st.max_rows),
+            }
         }
         frontend::CLOSE => {
             let t = frontend::decode_target(f).map_err(SessionError::Client)?;
@@ -607,7 +886,12 @@ fn front_message(
             let stmt = st.stmt;
             note(shared, info, st, stmt, "<function call message>", Err(&r));
             frontend::encode_query(out, REFUSED_PLACEHOLDER);
-            Expect::Query { refusal: Some(r), analysis: None, statement: 0, exec: Exec::new(0, None) }
+            Expect::Query {
+                refusal: Some(r),
+                analysis: None,
+                statement: 0,
+                exec: Exec::new(0, None),
+            }
         }
         _ => {
             // Flush, CopyData/CopyDone/CopyFail and anything else: forwarded as they are;
@@ -633,8 +917,12 @@ fn refusal_frame(out: &mut BytesMut, r: &Refusal) {
 /// The proxy-side masks and formats for the result currently streaming.
 fn current_masks(e: Option<&Expect>) -> (Option<&Arc<Judged>>, usize, &[i16]) {
     match e {
-        Some(Expect::Query { analysis, statement, .. }) => (analysis.as_ref(), *statement, &[]),
-        Some(Expect::Execute { analysis, formats, .. }) => (analysis.as_ref(), 0, formats),
+        Some(Expect::Query {
+            analysis, statement, ..
+        }) => (analysis.as_ref(), *statement, &[]),
+        Some(Expect::Execute {
+            analysis, formats, ..
+        }) => (analysis.as_ref(), 0, formats),
         Some(Expect::Describe { analysis, formats }) => (analysis.as_ref(), 0, formats),
         _ => (None, 0, &[]),
     }
@@ -662,7 +950,11 @@ fn end_exec(shared: &Shared, info: &SessionInfo, bs: &mut Back, exec: &Exec, err
     shared.metrics.observe_latency(elapsed);
     if shared.audit.enabled() {
         let error = exec.error.as_deref().or(error);
-        bs.ends.push(shared.audit.end_record(&info.meta, exec.stmt, exec.rows, exec.bytes, elapsed, error));
+        bs.ends.push(
+            shared
+                .audit
+                .end_record(&info.meta, exec.stmt, exec.rows, exec.bytes, elapsed, error),
+        );
     }
 }
 
@@ -719,37 +1011,52 @@ fn back_message(
                 _ => None,
             };
             if let Some(max) = limit_hit {
-                let msg = format!("row limit of {max} rows per statement exceeded for role {}", info.plan.role);
-                let hint = "fetch fewer rows (add WHERE or LIMIT); the limit is set by the data owner's rules";
-                backend::encode_error(out, Severity::Error, "54000", &msg, Some(hint));
+                let msg = format!(
+                    "row limit of {max} rows per statement exceeded for role {}",
+                    info.plan.role
+                );
+                backend::encode_error(out, Severity::Error, "54000", &msg, Some(ROW_LIMIT_HINT));
                 bs.swallow = true;
                 bs.cancel = Some(cancel_upstream(shared, backend_key));
                 shared.metrics.row_limit_hits.fetch_add(1, Relaxed);
-                shared.metrics.refusal("54000");
+                shared.metrics.refusal_code("54000");
                 tracing::info!(peer = %info.peer, session = info.meta.session, role = %info.plan.role, max, "row limit reached; statement cancelled");
                 return Ok(());
             }
-            if !bs.swallow {
-                bs.rows += 1;
+            if bs.swallow {
+                // Dropped until ReadyForQuery: no need to mask what nobody will see.
+                return Ok(());
             }
+            bs.rows += 1;
             let (analysis, stmt, formats) = current_masks(q.front());
-            let masks = analysis.and_then(|j| j.a.statements.get(stmt)).map(|s| s.proxy_masks.as_slice()).unwrap_or(&[]);
+            let masks = analysis
+                .and_then(|j| j.a.statements.get(stmt))
+                .map(|s| s.proxy_masks.as_slice())
+                .unwrap_or(&[]);
             if masks.is_empty() {
                 out.extend_from_slice(&f.bytes);
             } else {
-                bs.masked += mask_row(f.body(), masks, formats, out, ranges, scratch).map_err(SessionError::Upstream)?;
+                bs.masked += mask_row(f.body(), masks, formats, out, ranges, scratch)
+                    .map_err(SessionError::Upstream)?;
             }
         }
         backend::ROW_DESCRIPTION => {
             let (analysis, stmt, _) = current_masks(q.front());
-            let masks = analysis.and_then(|j| j.a.statements.get(stmt)).map(|s| s.proxy_masks.as_slice()).unwrap_or(&[]);
+            let masks = analysis
+                .and_then(|j| j.a.statements.get(stmt))
+                .map(|s| s.proxy_masks.as_slice())
+                .unwrap_or(&[]);
             let fields = backend::decode_row_description(f).map_err(SessionError::Upstream)?;
             match analysis {
                 Some(j) => check_fields(&fields, masks, &j.plan)?,
                 // No analysis known (a statement pgveil did not see prepared): the plan in force.
                 None => {
                     let policy = shared.policy.load();
-                    check_fields(&fields, masks, policy.plans.get(&info.plan.role).unwrap_or(&info.plan))?
+                    check_fields(
+                        &fields,
+                        masks,
+                        policy.plans.get(&info.plan.role).unwrap_or(&info.plan),
+                    )?
                 }
             }
             if matches!(q.front(), Some(Expect::Describe { .. })) {
@@ -784,7 +1091,7 @@ fn back_message(
             out.extend_from_slice(&f.bytes);
         }
         backend::BIND_COMPLETE => {
-            expect_pop(&mut q, f, |e| matches!(e, Expect::Bind))?;
+            expect_pop(&mut q, f, |e| matches!(e, Expect::Bind { .. }))?;
             out.extend_from_slice(&f.bytes);
         }
         backend::CLOSE_COMPLETE => {
@@ -815,8 +1122,12 @@ fn back_message(
                             break;
                         }
                         match q.pop_front() {
-                            Some(Expect::Parse { refusal: r }) => refusal = refusal.or(r),
-                            Some(Expect::Execute { exec, .. }) => end_exec(shared, info, bs, &exec, code.as_deref()),
+                            Some(Expect::Parse { refusal: r } | Expect::Bind { refusal: r }) => {
+                                refusal = refusal.or(r)
+                            }
+                            Some(Expect::Execute { exec, .. }) => {
+                                end_exec(shared, info, bs, &exec, code.as_deref())
+                            }
                             _ => {}
                         }
                     }
@@ -841,14 +1152,18 @@ fn back_message(
 }
 
 fn desync(f: &Frame, e: Option<&Expect>) -> SessionError {
-    SessionError::Desync(format!("reply {:?} while expecting {:?}", f.tag as char, e.map(expect_name)))
+    SessionError::Desync(format!(
+        "reply {:?} while expecting {:?}",
+        f.tag as char,
+        e.map(expect_name)
+    ))
 }
 
 fn expect_name(e: &Expect) -> &'static str {
     match e {
         Expect::Query { .. } => "Query",
         Expect::Parse { .. } => "Parse",
-        Expect::Bind => "Bind",
+        Expect::Bind { .. } => "Bind",
         Expect::Close => "Close",
         Expect::Describe { .. } => "Describe",
         Expect::Execute { .. } => "Execute",
@@ -868,14 +1183,23 @@ fn expect_pop(q: &mut VecDeque<Expect>, f: &Frame, ok: impl Fn(&Expect) -> bool)
 
 /// Fails closed when a result column comes straight from a column the role may not see
 /// in clear, unless pgveil masks that position itself.
-fn check_fields(fields: &[backend::Field], masks: &[(usize, Arc<Mask>)], plan: &RolePlan) -> Result<(), SessionError> {
+fn check_fields(
+    fields: &[backend::Field],
+    masks: &[(usize, Arc<Mask>)],
+    plan: &RolePlan,
+) -> Result<(), SessionError> {
     for (i, field) in fields.iter().enumerate() {
         if field.table_oid == 0 {
             continue;
         }
-        let Some(t) = plan.tables.get(&field.table_oid) else { continue };
+        let Some(t) = plan.tables.get(&field.table_oid) else {
+            continue;
+        };
         let Some(c) = t.columns.iter().find(|c| c.attnum == field.attnum) else {
-            return Err(SessionError::Leak(format!("{}.{} attnum {} has no plan", t.schema, t.name, field.attnum)));
+            return Err(SessionError::Leak(format!(
+                "{}.{} attnum {} has no plan",
+                t.schema, t.name, field.attnum
+            )));
         };
         match &c.action {
             ColumnAction::Clear => {}
@@ -923,6 +1247,9 @@ mod tests {
     fn text_arrays() {
         assert_eq!(parse_text_array("{public}"), vec!["public"]);
         assert_eq!(parse_text_array("{}"), Vec::<String>::new());
-        assert_eq!(parse_text_array(r#"{"a b",public,"x\"y"}"#), vec!["a b", "public", "x\"y"]);
+        assert_eq!(
+            parse_text_array(r#"{"a b",public,"x\"y"}"#),
+            vec!["a b", "public", "x\"y"]
+        );
     }
 }

@@ -30,7 +30,9 @@ impl std::fmt::Debug for Verifier {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ScramError {
-    #[error("not a SCRAM-SHA-256 verifier (expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>)")]
+    #[error(
+        "not a SCRAM-SHA-256 verifier (expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>)"
+    )]
     BadVerifier,
     #[error("malformed SCRAM message: {0}")]
     Protocol(&'static str),
@@ -69,7 +71,12 @@ impl Verifier {
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
         mac.update(user.as_bytes());
         let salt = mac.finalize().into_bytes()[..16].to_vec();
-        Verifier { iterations: 4096, salt, stored_key: rand::random(), server_key: rand::random() }
+        Verifier {
+            iterations: 4096,
+            salt,
+            stored_key: rand::random(),
+            server_key: rand::random(),
+        }
     }
 }
 
@@ -96,7 +103,8 @@ pub struct ScramServer {
 impl ScramServer {
     /// Takes the client-first message; returns the state and the server-first message.
     pub fn start(verifier: Verifier, client_first: &[u8]) -> Result<(ScramServer, String), ScramError> {
-        let msg = std::str::from_utf8(client_first).map_err(|_| ScramError::Protocol("client-first not UTF-8"))?;
+        let msg =
+            std::str::from_utf8(client_first).map_err(|_| ScramError::Protocol("client-first not UTF-8"))?;
         let mut parts = msg.splitn(3, ',');
         let cb = parts.next().ok_or(ScramError::Protocol("client-first"))?;
         let authzid = parts.next().ok_or(ScramError::Protocol("client-first"))?;
@@ -119,7 +127,11 @@ impl ScramServer {
         }
         let snonce: [u8; 18] = rand::random();
         let nonce = format!("{cnonce}{}", B64.encode(snonce));
-        let server_first = format!("r={nonce},s={},i={}", B64.encode(&verifier.salt), verifier.iterations);
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&verifier.salt),
+            verifier.iterations
+        );
         let st = ScramServer {
             verifier,
             client_first_bare: bare.to_string(),
@@ -132,8 +144,11 @@ impl ScramServer {
 
     /// Checks the client-final message; returns the server-final message on success.
     pub fn finish(self, client_final: &[u8]) -> Result<String, ScramError> {
-        let msg = std::str::from_utf8(client_final).map_err(|_| ScramError::Protocol("client-final not UTF-8"))?;
-        let (without_proof, proof) = msg.rsplit_once(",p=").ok_or(ScramError::Protocol("proof missing"))?;
+        let msg =
+            std::str::from_utf8(client_final).map_err(|_| ScramError::Protocol("client-final not UTF-8"))?;
+        let (without_proof, proof) = msg
+            .rsplit_once(",p=")
+            .ok_or(ScramError::Protocol("proof missing"))?;
         let mut cbind = None;
         let mut nonce = None;
         for a in without_proof.split(',') {
@@ -154,7 +169,10 @@ impl ScramServer {
             .ok()
             .and_then(|p| p.try_into().ok())
             .ok_or(ScramError::Protocol("proof"))?;
-        let auth_message = format!("{},{},{}", self.client_first_bare, self.server_first, without_proof);
+        let auth_message = format!(
+            "{},{},{}",
+            self.client_first_bare, self.server_first, without_proof
+        );
         let client_signature = hmac(&self.verifier.stored_key, auth_message.as_bytes());
         let mut client_key = [0u8; 32];
         for i in 0..32 {
@@ -162,7 +180,10 @@ impl ScramServer {
         }
         let computed: [u8; 32] = Sha256::digest(client_key).into();
         // Constant-time comparison.
-        let diff = computed.iter().zip(self.verifier.stored_key.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let diff = computed
+            .iter()
+            .zip(self.verifier.stored_key.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff != 0 {
             return Err(ScramError::BadProof);
         }
@@ -180,7 +201,9 @@ pub fn hash_password(password: &str) -> String {
 /// `md5` + md5(password || user).
 pub fn md5_matches(stored: &str, salt: [u8; 4], response: &str) -> bool {
     use md5::Md5;
-    let Some(hex) = stored.strip_prefix("md5") else { return false };
+    let Some(hex) = stored.strip_prefix("md5") else {
+        return false;
+    };
     let mut h = Md5::new();
     h.update(hex.as_bytes());
     h.update(salt);
@@ -191,7 +214,11 @@ pub fn md5_matches(stored: &str, salt: [u8; 4], response: &str) -> bool {
         expected.push_str(&format!("{b:02x}"));
     }
     expected.len() == response.len()
-        && expected.bytes().zip(response.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        && expected
+            .bytes()
+            .zip(response.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[cfg(test)]
@@ -203,7 +230,10 @@ mod tests {
         let v = hash_password("secret");
         assert!(Verifier::parse(&v).is_ok());
         assert_eq!(Verifier::parse("md5abc"), Err(ScramError::BadVerifier));
-        assert_eq!(Verifier::parse("SCRAM-SHA-256$0:AAAA$AAAA:AAAA"), Err(ScramError::BadVerifier));
+        assert_eq!(
+            Verifier::parse("SCRAM-SHA-256$0:AAAA$AAAA:AAAA"),
+            Err(ScramError::BadVerifier)
+        );
     }
 
     #[test]

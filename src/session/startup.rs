@@ -1,5 +1,12 @@
 //! Session start: TLS negotiation, the StartupMessage, authentication, the upstream
 //! connection, and the hand-over to the relay.
+//!
+//! Running during a deal (issue 5): locked-out users and addresses are refused before any
+//! password is checked, failures are slowed down and counted ([`super::lockout`]); every
+//! attempt is audited (`login` record) and counted; the login's validity window, then the
+//! role's `max_sessions`, are checked after authentication (so neither is revealed to a
+//! wrong password); the role's `statement_timeout` becomes a startup parameter of the
+//! upstream connection, replacing any the client sent.
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,7 +19,7 @@ use tokio::net::TcpStream;
 use super::lockout::Scope;
 use super::scram::{md5_matches, ScramError, ScramServer, Verifier};
 use super::{relay, SessionError, Shared};
-use crate::audit::SessionMeta;
+use crate::audit::{LoginAttempt, SessionMeta};
 use crate::metrics::LoginResult;
 use crate::net::Stream;
 use crate::rules::Login;
@@ -52,7 +59,11 @@ fn safe_encoding(e: &str) -> bool {
     matches!(e.as_str(), "UTF8" | "UNICODE" | "SQLASCII")
 }
 
-pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> Result<(), SessionError> {
+pub(super) async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Result<(), SessionError> {
     let max = shared.config.max_message_size;
     let mut stream = Stream::Plain(tcp);
     // SSLRequest / GSSENCRequest may come first, then the StartupMessage.
@@ -70,7 +81,10 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
             Ok(StartupPacket::SslRequest) => match (&shared.tls, stream) {
                 (Some(tls), Stream::Plain(mut tcp)) => {
                     tcp.write_all(b"S").await.map_err(SessionError::Tls)?;
-                    let tls = tokio_rustls::TlsAcceptor::from(tls.clone()).accept(tcp).await.map_err(SessionError::Tls)?;
+                    let tls = tokio_rustls::TlsAcceptor::from(tls.clone())
+                        .accept(tcp)
+                        .await
+                        .map_err(SessionError::Tls)?;
                     stream = Stream::Server(Box::new(tls));
                 }
                 (_, mut s) => {
@@ -102,7 +116,10 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
         fatal(&mut stream, "28000", msg, None).await;
         return Err(SessionError::Refused(msg.into()));
     }
-    if params.iter().any(|(k, v)| k == "replication" && v != "false" && v != "0") {
+    if params
+        .iter()
+        .any(|(k, v)| k == "replication" && v != "false" && v != "0")
+    {
         let msg = "replication connections are not supported by pgveil";
         fatal(&mut stream, "0A000", msg, None).await;
         return Err(SessionError::Refused(msg.into()));
@@ -112,14 +129,29 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
     let mut out = BytesMut::new();
 
     // Protocol 3.x with x > 0, or `_pq_.` options: say what we speak (3.0), as PostgreSQL does.
-    let pq_options: Vec<&str> = params.iter().filter(|(k, _)| k.starts_with("_pq_.")).map(|(k, _)| k.as_str()).collect();
+    let pq_options: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k.starts_with("_pq_."))
+        .map(|(k, _)| k.as_str())
+        .collect();
     if minor > 0 || !pq_options.is_empty() {
         backend::encode_negotiate_version(&mut out, 0, &pq_options);
     }
-    let params: Vec<(String, String)> = params.iter().filter(|(k, _)| !k.starts_with("_pq_.")).cloned().collect();
+    let params: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !k.starts_with("_pq_."))
+        .cloned()
+        .collect();
 
     let Some(user) = get("user") else {
-        return fail(&mut w, &mut out, "28000", "no PostgreSQL user name specified in startup packet", None).await;
+        return fail(
+            &mut w,
+            &mut out,
+            "28000",
+            "no PostgreSQL user name specified in startup packet",
+            None,
+        )
+        .await;
     };
     let policy = shared.policy.load();
     let login = policy.rules.logins.get(&user).cloned();
@@ -129,7 +161,14 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
     let agreement_of = login.as_ref().and_then(|l| l.agreement.clone());
     let audit_login = |result: LoginResult, reason: Option<&str>| {
         shared.metrics.login(result);
-        let rec = shared.audit.login_record(session, &user, role_of.as_deref(), agreement_of.as_deref(), &client, result.as_str(), reason);
+        let attempt = LoginAttempt {
+            session,
+            user: &user,
+            role: role_of.as_deref(),
+            agreement: agreement_of.as_deref(),
+            client: &client,
+        };
+        let rec = shared.audit.login_record(&attempt, result.as_str(), reason);
         shared.audit.send(vec![rec]);
     };
 
@@ -143,7 +182,14 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
         tracing::warn!(%peer, user = %user, scope = what, "login attempt while locked out");
         audit_login(LoginResult::Locked, Some(what));
         let msg = format!("too many failed login attempts for {what}; try again in {minutes} minute(s)");
-        return fail(&mut w, &mut out, "28000", &msg, Some("ask the pgveil operator if the lock is unexpected")).await;
+        return fail(
+            &mut w,
+            &mut out,
+            "28000",
+            &msg,
+            Some("ask the pgveil operator if the lock is unexpected"),
+        )
+        .await;
     }
 
     // Authenticate. Unknown users go through the same exchange as known ones.
@@ -173,7 +219,14 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
         tracing::warn!(%peer, user = %user, reason = %e, "login outside its validity window");
         let msg = e.to_string();
         audit_login(LoginResult::Expired, Some(&msg));
-        return fail(&mut w, &mut out, "28000", &msg, Some("ask the data owner to renew the agreement")).await;
+        return fail(
+            &mut w,
+            &mut out,
+            "28000",
+            &msg,
+            Some("ask the data owner to renew the agreement"),
+        )
+        .await;
     }
     let Some(plan) = policy.plans.get(&login.role).cloned() else {
         let msg = format!("role {:?} of login {user:?} has no plan", login.role);
@@ -188,16 +241,29 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
         None => {
             shared.metrics.session_limit_hits.fetch_add(1, Ordering::Relaxed);
             let max = plan.limits.max_sessions.unwrap_or(0);
-            let msg = format!("too many connections for role \"{}\" (its limit is {max})", plan.role);
+            let msg = format!(
+                "too many connections for role \"{}\" (its limit is {max})",
+                plan.role
+            );
             tracing::warn!(%peer, user = %user, role = %plan.role, max, "session limit reached");
             audit_login(LoginResult::Refused, Some(&msg));
-            return fail(&mut w, &mut out, "53300", &msg, Some("close another session of this role first")).await;
+            return fail(
+                &mut w,
+                &mut out,
+                "53300",
+                &msg,
+                Some("close another session of this role first"),
+            )
+            .await;
         }
     };
 
     if let Some(db) = get("database") {
         if db != shared.upstream.dbname {
-            let msg = format!("database \"{db}\" is not served by this pgveil (it serves \"{}\")", shared.upstream.dbname);
+            let msg = format!(
+                "database \"{db}\" is not served by this pgveil (it serves \"{}\")",
+                shared.upstream.dbname
+            );
             return fail(&mut w, &mut out, "3D000", &msg, None).await;
         }
     }
@@ -216,33 +282,51 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
     }
 
     let cfg = &shared.upstream;
-    let mut forwarded: Vec<(String, String)> = params.into_iter().filter(|(k, _)| k != "user" && k != "database").collect();
+    let mut forwarded: Vec<(String, String)> = params
+        .into_iter()
+        .filter(|(k, _)| k != "user" && k != "database")
+        .collect();
     // The role's statement timeout is a startup parameter of the upstream connection; the
     // client's own value is dropped, and restricted roles cannot SET it later (sql::settings).
     if let Some(ms) = plan.limits.statement_timeout_ms {
         forwarded.retain(|(k, _)| !k.eq_ignore_ascii_case("statement_timeout"));
         forwarded.push(("statement_timeout".to_string(), ms.to_string()));
     }
-    let mut upstream = match crate::upstream::connect(cfg, &cfg.user, cfg.password.as_deref(), &forwarded, max).await {
-        Ok(u) => u,
-        Err(e) => {
-            shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            audit_login(LoginResult::Refused, Some("upstream connection failed"));
-            tracing::warn!(%peer, user = %user, error = %e, "upstream connection failed");
-            let (code, msg) = match &e {
-                crate::upstream::UpstreamError::Refused(f) => (f.code().to_string(), format!("upstream refused: {}", f.message())),
-                other => ("08006".to_string(), format!("pgveil cannot reach the database: {other}")),
-            };
-            return fail(&mut w, &mut out, &code, &msg, None).await;
-        }
-    };
+    let mut upstream =
+        match crate::upstream::connect(cfg, &cfg.user, cfg.password.as_deref(), &forwarded, max).await {
+            Ok(u) => u,
+            Err(e) => {
+                shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                audit_login(LoginResult::Refused, Some("upstream connection failed"));
+                tracing::warn!(%peer, user = %user, error = %e, "upstream connection failed");
+                let (code, msg) = match &e {
+                    crate::upstream::UpstreamError::Refused(f) => {
+                        (f.code().to_string(), format!("upstream refused: {}", f.message()))
+                    }
+                    other => (
+                        "08006".to_string(),
+                        format!("pgveil cannot reach the database: {other}"),
+                    ),
+                };
+                return fail(&mut w, &mut out, &code, &msg, None).await;
+            }
+        };
 
     let search_path = if plan.unrestricted {
         Vec::new()
     } else {
         match relay::fetch_search_path(&mut upstream).await {
             Ok(p) => p,
-            Err(e) => return fail(&mut w, &mut out, "08006", &format!("pgveil cannot read the search path: {e}"), None).await,
+            Err(e) => {
+                return fail(
+                    &mut w,
+                    &mut out,
+                    "08006",
+                    &format!("pgveil cannot read the search path: {e}"),
+                    None,
+                )
+                .await
+            }
         }
     };
 
@@ -254,7 +338,10 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
         }
     };
     shared.cancel_keys.insert(key, upstream.backend_key);
-    let _key_guard = KeyGuard { shared: shared.clone(), key };
+    let _key_guard = KeyGuard {
+        shared: shared.clone(),
+        key,
+    };
 
     backend::encode_auth(&mut out, 0, &[]);
     for (k, v) in &upstream.params {
@@ -262,15 +349,29 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
     }
     backend::encode_backend_key(&mut out, key.0, key.1);
     backend::encode_ready(&mut out, b'I');
-    w.write_all(&out).await.map_err(|e| SessionError::Client(e.into()))?;
+    w.write_all(&out)
+        .await
+        .map_err(|e| SessionError::Client(e.into()))?;
     tracing::info!(%peer, session, user = %user, role = %plan.role, upstream_tls = upstream.tls, "session started");
     audit_login(LoginResult::Ok, None);
     shared.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
     shared.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
     let _active = ActiveGuard(shared.clone());
 
-    let meta = SessionMeta { session, user: user.clone(), role: plan.role.clone(), agreement: login.agreement.clone(), client };
-    let ctx = relay::SessionInfo { user, plan: plan.clone(), search_path, peer, meta };
+    let meta = SessionMeta {
+        session,
+        user: user.clone(),
+        role: plan.role.clone(),
+        agreement: login.agreement.clone(),
+        client,
+    };
+    let ctx = relay::SessionInfo {
+        user,
+        plan: plan.clone(),
+        search_path,
+        peer,
+        meta,
+    };
     let result = if plan.unrestricted {
         relay::unrestricted(reader, w, upstream, shared, &ctx).await
     } else {
@@ -280,7 +381,9 @@ pub(super) async fn serve(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
         Ok(()) => "client closed the session".to_string(),
         Err(e) => e.to_string(),
     };
-    shared.audit.send(vec![shared.audit.session_end_record(&ctx.meta, &reason)]);
+    shared
+        .audit
+        .send(vec![shared.audit.session_end_record(&ctx.meta, &reason)]);
     result
 }
 
@@ -307,7 +410,10 @@ impl RoleSlot {
             return None;
         }
         *n += 1;
-        Some(RoleSlot { shared: shared.clone(), role: role.to_string() })
+        Some(RoleSlot {
+            shared: shared.clone(),
+            role: role.to_string(),
+        })
     }
 }
 
@@ -350,7 +456,9 @@ enum AuthError {
     Md5,
 }
 
-async fn read_password<R: AsyncRead + Unpin>(reader: &mut FrameReader<R>) -> Result<crate::wire::Frame, AuthError> {
+async fn read_password<R: AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+) -> Result<crate::wire::Frame, AuthError> {
     let f = reader.next().await?.ok_or(WireError::UnexpectedEof)?;
     if f.tag != PASSWORD {
         return Err(AuthError::Unexpected(f.tag as char));
@@ -369,13 +477,19 @@ async fn authenticate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     // MD5 only for logins explicitly marked legacy and without a SCRAM verifier.
     if let Some(l) = login {
         if l.scram_verifier.is_none() {
-            let (Some(stored), true) = (&l.md5, l.legacy_md5) else { return Err(AuthError::NoCredential) };
+            let (Some(stored), true) = (&l.md5, l.legacy_md5) else {
+                return Err(AuthError::NoCredential);
+            };
             let salt: [u8; 4] = rand::random();
             backend::encode_auth(out, 5, &salt);
             send(w, out).await?;
             let f = read_password(reader).await?;
             let resp = frontend::decode_password(&f)?;
-            return if md5_matches(stored, salt, resp) { Ok(()) } else { Err(AuthError::Md5) };
+            return if md5_matches(stored, salt, resp) {
+                Ok(())
+            } else {
+                Err(AuthError::Md5)
+            };
         }
     }
     let verifier = match login.and_then(|l| l.scram_verifier.as_deref()) {

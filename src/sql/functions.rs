@@ -97,7 +97,9 @@ pub(crate) fn denied_builtin(name: &str) -> Option<&'static str> {
 }
 
 /// Judge one call by its (already case-folded) name parts.
-pub(crate) fn check_call(ctx: &Context, names: &[String]) -> Result<(), Refusal> {
+/// `search_path` is the session's, or empty inside view definitions (printed with every
+/// non-`pg_catalog` name qualified).
+pub(crate) fn check_call(ctx: &Context, search_path: &[String], names: &[String]) -> Result<(), Refusal> {
     let (schema, name) = match names {
         [n] => (None, n.as_str()),
         [s, n] => (Some(s.as_str()), n.as_str()),
@@ -124,8 +126,7 @@ pub(crate) fn check_call(ctx: &Context, names: &[String]) -> Result<(), Refusal>
         Some(s) if allowed(s) => Ok(()),
         Some(_) => Err(user_function(&shown)),
         None => {
-            let in_path: Vec<&str> = ctx
-                .search_path
+            let in_path: Vec<&str> = search_path
                 .iter()
                 .map(String::as_str)
                 .filter(|s| *s != "pg_catalog" && function_exists(ctx, s, name))

@@ -47,7 +47,7 @@ pub fn quote_ident(s: &str) -> String {
 /// plus a tag drawn at random once per process, so no statement can name it by chance or by
 /// guess (`keyed_alias("phone")` = `phone#pgveil_5f0c…`).
 pub fn keyed_alias(column: &str) -> String {
-    format!("{column}#pgveil_{}", process_tag())
+    format!("{column}#pgveil_{}", process_tag(0))
 }
 
 /// A built masking subquery (SQL text of canonical pieces) and the columns it exposes
@@ -251,27 +251,49 @@ pub(crate) fn guard_subquery(
 /// The placeholder relation name standing for the n-th spliced subquery until the
 /// statement is printed: random per process, so no statement can contain it by chance.
 pub(crate) fn placeholder(n: usize) -> String {
-    format!("pgveil_sub_{}_{n}", process_tag())
+    format!("pgveil_sub_{}_{n}", process_tag(1))
 }
 
-fn process_tag() -> &'static str {
+/// Random tags drawn once per process: one names keyed columns inside masking subqueries
+/// (PostgreSQL may quote it back in a hint), the other the placeholders (never sent), so
+/// learning the first tells nothing of the second.
+fn process_tag(which: usize) -> &'static str {
     use std::hash::{BuildHasher, Hasher};
-    static TAG: OnceLock<String> = OnceLock::new();
-    TAG.get_or_init(|| {
+    static TAGS: OnceLock<[String; 2]> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
         let word = || {
             std::collections::hash_map::RandomState::new()
                 .build_hasher()
                 .finish()
         };
-        format!("{:016x}{:016x}", word(), word())
-    })
+        [
+            format!("{:016x}{:016x}", word(), word()),
+            format!("{:016x}{:016x}", word(), word()),
+        ]
+    });
+    &tags[which % 2]
 }
 
-/// Replace each placeholder in the printed statement by its parenthesised subquery. Each
-/// must occur exactly once, as a whole word, else the statement is refused.
-pub(crate) fn substitute(printed: &str, splices: &[String]) -> Result<String, Refusal> {
+/// One placeholder's replacement.
+#[derive(Debug, Clone)]
+pub(crate) struct Splice {
+    /// The subquery (without parentheses).
+    pub sql: String,
+    /// For a catalog guard: the relation as written, used when no guarded column is read.
+    pub original: Option<String>,
+    /// The subquery is needed (always, except for guards nothing reads through).
+    pub used: bool,
+    /// The placeholder is in the printed tree (false inside a view definition that was
+    /// analysed but not inlined).
+    pub live: bool,
+}
+
+/// Replace each live placeholder in the printed statement by its parenthesised subquery (or
+/// by the relation itself for an unused guard). Each must occur exactly once, as a whole
+/// word, else the statement is refused.
+pub(crate) fn substitute(printed: &str, splices: &[Splice]) -> Result<String, Refusal> {
     let mut out = printed.to_string();
-    for (i, sub) in splices.iter().enumerate().rev() {
+    for (i, splice) in splices.iter().enumerate().rev() {
         let name = placeholder(i);
         let hits: Vec<usize> = out
             .match_indices(&name)
@@ -281,20 +303,84 @@ pub(crate) fn substitute(printed: &str, splices: &[String]) -> Result<String, Re
                 !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
             })
             .collect();
-        let [at] = hits.as_slice() else {
+        let expected = usize::from(splice.live);
+        if hits.len() != expected {
             return Err(internal(
                 "a statement",
-                format!("placeholder {i} printed {} times", hits.len()),
+                format!(
+                    "placeholder {i} printed {} times, expected {expected}",
+                    hits.len()
+                ),
             ));
-        };
-        out.replace_range(*at..*at + name.len(), &format!("({sub})"));
+        }
+        if let [at] = hits.as_slice() {
+            let text = match (&splice.original, splice.used) {
+                (Some(original), false) => original.clone(),
+                _ => format!("({})", splice.sql),
+            };
+            out.replace_range(*at..*at + name.len(), &text);
+        }
     }
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::quote_ident;
+    use super::*;
+
+    fn splice(sql: &str, original: Option<&str>, used: bool, live: bool) -> Splice {
+        Splice {
+            sql: sql.into(),
+            original: original.map(str::to_string),
+            used,
+            live,
+        }
+    }
+
+    #[test]
+    fn substitutes_each_placeholder_exactly_once() {
+        let p0 = placeholder(0);
+        let p1 = placeholder(1);
+        let printed = format!("SELECT * FROM {p0} c JOIN {p1} k ON true");
+        let subs = [
+            splice("SELECT 1 AS x", None, true, true),
+            splice("SELECT 2", Some("pg_catalog.pg_class"), false, true),
+        ];
+        assert_eq!(
+            substitute(&printed, &subs).expect("substitutes"),
+            "SELECT * FROM (SELECT 1 AS x) c JOIN pg_catalog.pg_class k ON true"
+        );
+        // A placeholder printed twice (e.g. also inside a literal) is refused, never guessed.
+        let twice = format!("SELECT '{p0}' FROM {p0} c");
+        assert!(substitute(&twice, &subs[..1]).is_err());
+        // One that must not be printed (a dropped view body) must be absent.
+        assert!(substitute("SELECT 1", &[splice("SELECT 1", None, true, false)]).is_ok());
+        assert!(substitute(
+            &format!("SELECT 1 FROM {p0}"),
+            &[splice("SELECT 1", None, true, false)]
+        )
+        .is_err());
+        // A longer name that merely starts with the placeholder is not it.
+        assert!(substitute(&format!("SELECT 1 FROM {p0}9"), &subs[..1]).is_err());
+    }
+
+    #[test]
+    fn canonical_expressions_cannot_escape_their_slot() {
+        assert_eq!(canonical_expr("upper(x)", "t").expect("expression"), "upper(x)");
+        // Comments are dropped by the re-print, so they cannot swallow what follows the slot.
+        assert_eq!(canonical_expr("1 -- comment", "t").expect("expression"), "1");
+        for bad in [
+            "true) OR (1=1",
+            "x FROM t",
+            "1, 2",
+            "a AS b",
+            "1; DROP TABLE t",
+            "",
+            "1 /* open",
+        ] {
+            assert!(canonical_expr(bad, "t").is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn quotes_identifiers() {

@@ -10,6 +10,20 @@
 //! over queries; [`scope`] resolves names; [`masking`] builds masking subqueries;
 //! [`functions`] and [`settings`] judge calls and `SET`; [`cache`] memoises results.
 //!
+//! Decisions (each refusal names the construct and a way forward):
+//! - Views in user schemas are analysed; one that reads protected data is inlined as a
+//!   subquery of its (rewritten) definition, so it cannot unmask. Catalog views are trusted,
+//!   except the guarded ones (`policy::guards`: statistics, activity, pg_class sizes).
+//! - EXPLAIN (without ANALYZE) passes only for statements reading no protected or guarded
+//!   relation: plans and row estimates come from statistics of unmasked data.
+//! - Keyed masks (token, noise) keep their key out of the database: the raw value leaves
+//!   the masking subquery under a random internal name, only for a bare output column of a
+//!   top-level SELECT, and the session masks it by position. Any other use is refused.
+//! - `current_setting` and `SHOW` of built-in settings pass; custom (dotted) ones, `SHOW ALL`
+//!   and `LISTEN` do not (application secrets and payloads live there).
+//! - The analyser assumes `standard_conforming_strings = on` upstream (refused in `SET`);
+//!   the session must keep it so for restricted roles.
+//!
 //! Invariants:
 //! - Fail closed: anything pgveil cannot parse, resolve or classify is refused.
 //! - `Analysis.sql` is the original text byte for byte when nothing was rewritten.
@@ -101,6 +115,11 @@ pub struct StatementInfo {
     pub tables: Vec<String>,
     /// `schema.table.column` of every masked column referenced.
     pub masked_columns: Vec<String>,
+    /// The prepared statement (PREPARE/EXECUTE/DEALLOCATE) or cursor (DECLARE/FETCH/MOVE/
+    /// CLOSE) the statement names. SQL `EXECUTE` and `FETCH` can reach statements and portals
+    /// made with the extended protocol, whose keyed outputs need their `proxy_masks`: the
+    /// session looks them up by this name (or refuses).
+    pub target: Option<String>,
 }
 
 /// The result of analysing one Query string or one Parse.
@@ -140,6 +159,11 @@ pub const ANALYSIS_STACK: usize = 16 << 20;
 
 fn analyze_inner(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
     let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|e| match e {
+        pg_query::Error::Parse(m) if m.contains("stack depth limit exceeded") => Refusal::new(
+            "54001",
+            "statement too complex: nested too deeply for PostgreSQL's parser",
+            Some("split the expression (e.g. use a CTE) or flatten long chains of operators".into()),
+        ),
         pg_query::Error::Parse(m) => Refusal::new("42601", m, None),
         // The parse tree crosses from C as protobuf, whose decoder stops at 100 nested
         // messages to bound stack use (about 45 levels of nested expressions).
@@ -162,9 +186,11 @@ fn analyze_inner(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
         let mut an = walk::Analyzer::new(ctx);
         an.splice_base = splices.len();
         let kind = statement::analyze_stmt(&mut an, stmt, text)?;
-        rewrote |= an.rewrote;
+        rewrote |= an.needs_rewrite();
         splices.append(&mut an.splices);
+        let target = statement::target_name(stmt);
         statements.push(StatementInfo {
+            target,
             kind,
             proxy_masks: an.proxy_masks,
             tables: an.tables,

@@ -30,6 +30,9 @@ pub(crate) enum ColState {
     Keyed(Arc<Mask>, Option<RuleRef>, String),
     /// Not visible: any reference is refused.
     Denied(Option<RuleRef>),
+    /// A catalog column a guard replaces by a constant: reading it (by name, `*` or whole
+    /// row) makes the guard's subquery necessary (index of the splice).
+    Guarded(usize),
 }
 
 #[derive(Debug, Clone)]

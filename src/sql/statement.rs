@@ -112,6 +112,19 @@ pub(crate) fn analyze_stmt(an: &mut Analyzer, n: &mut Node, text: &str) -> R<Sta
     }
 }
 
+/// The prepared statement or cursor a statement names, if any.
+pub(crate) fn target_name(n: &Node) -> Option<String> {
+    match n.node.as_ref()? {
+        N::PrepareStmt(p) => Some(p.name.clone()),
+        N::ExecuteStmt(e) => Some(e.name.clone()),
+        N::DeallocateStmt(d) if !d.isall => Some(d.name.clone()),
+        N::DeclareCursorStmt(d) => Some(d.portalname.clone()),
+        N::FetchStmt(f) => Some(f.portalname.clone()),
+        N::ClosePortalStmt(c) if !c.portalname.is_empty() => Some(c.portalname.clone()),
+        _ => None,
+    }
+}
+
 fn write_or_unsupported(n: &N) -> Refusal {
     match n {
         N::InsertStmt(_) => write_refusal("INSERT"),
@@ -179,15 +192,20 @@ fn copy(an: &mut Analyzer, c: &mut protobuf::CopyStmt) -> R<()> {
         return Err(unsupported("COPY of this relation"));
     };
     let before = an.rewrote;
+    let splices_before = an.splices.len();
     an.rewrote = false;
     let r = an.query_node(&mut q, false);
-    let changed = an.rewrote;
+    let changed = an.rewrote || an.splices[splices_before..].iter().any(|s| s.used);
     an.rewrote = before || changed;
     r?;
     if changed {
         c.query = Some(q);
         c.attlist.clear();
     } else {
+        // The generated query is dropped: its placeholders (unused guards) are never printed.
+        for s in &mut an.splices[splices_before..] {
+            s.live = false;
+        }
         c.relation = Some(rel);
     }
     Ok(())
@@ -245,7 +263,7 @@ fn explain(an: &mut Analyzer, e: &mut protobuf::ExplainStmt) -> R<()> {
         Some(other) => return Err(write_or_unsupported(other)),
         None => return Err(unsupported("EXPLAIN without a statement")),
     }
-    if an.touched_protected {
+    if an.touched_protected || an.needs_rewrite() {
         return Err(Refusal::new(
             "0A000",
             format!(

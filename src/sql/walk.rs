@@ -63,13 +63,15 @@ pub(crate) struct Analyzer<'c, 'a> {
     view_depth: usize,
     depth: usize,
     /// Memo of function verdicts within one statement.
-    fn_memo: HashMap<Vec<String>, Result<(), Refusal>>,
+    fn_memo: HashMap<(bool, Vec<String>), Result<(), Refusal>>,
     /// The top-level target list holds a `*`.
     top_star: bool,
     /// Subquery texts for the placeholders left in the tree, in placeholder order.
-    pub splices: Vec<String>,
+    pub splices: Vec<masking::Splice>,
     /// Placeholders of earlier statements of the same string come first.
     pub splice_base: usize,
+    /// Inside a view definition: names resolve with `pg_catalog` only.
+    view_path: bool,
 }
 
 fn str_of(n: &Node) -> Option<&str> {
@@ -148,6 +150,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             top_star: false,
             splices: Vec::new(),
             splice_base: 0,
+            view_path: false,
         }
     }
 
@@ -684,12 +687,28 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                     row_filter,
                 } => {
                     let sub = masking::guard_subquery(rel, constants, row_filter, rv.inh);
-                    self.splice(n, sub, &refname, &rv.alias);
-                    self.touched_protected = true;
+                    let original = format!(
+                        "{}{}.{}",
+                        if rv.inh { "" } else { "ONLY " },
+                        masking::quote_ident(&rel.schema),
+                        masking::quote_ident(&rel.name)
+                    );
+                    let index = self.splice(n, sub, &refname, &rv.alias, Some(original));
+                    if row_filter.is_some() {
+                        self.use_guard(index);
+                    }
                     let cols = Cols::Known(
                         rel.columns
                             .iter()
-                            .map(|c| ColInfo::plain(c.name.clone()))
+                            .map(|c| ColInfo {
+                                name: c.name.clone(),
+                                state: if constants.iter().any(|(k, _)| *k == c.name) {
+                                    ColState::Guarded(index)
+                                } else {
+                                    ColState::Plain
+                                },
+                                origin: None,
+                            })
                             .collect(),
                     )
                     .renamed(&alias_names);
@@ -743,7 +762,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                     });
                 }
             }
-            self.splice(n, built.sql, &refname, &rv.alias);
+            self.splice(n, built.sql, &refname, &rv.alias, None);
             self.touched_protected = true;
             let cols = Cols::Known(built.cols).renamed(&alias_names);
             self.push_entry(Entry {
@@ -780,8 +799,9 @@ impl<'c, 'a> Analyzer<'c, 'a> {
 
     fn resolve_relation(&self, rv: &protobuf::RangeVar) -> R<&'c Relation> {
         let cat = self.ctx.catalog;
+        let path: &[String] = if self.view_path { &[] } else { self.ctx.search_path };
         let found = if rv.schemaname.is_empty() {
-            cat.resolve(self.ctx.search_path, &rv.relname)
+            cat.resolve(path, &rv.relname)
         } else {
             cat.get(&rv.schemaname, &rv.relname)
         };
@@ -801,16 +821,30 @@ impl<'c, 'a> Analyzer<'c, 'a> {
 
     /// Replace a relation reference by a placeholder that [`masking::substitute`] turns into
     /// `(subquery) AS alias` once the statement is printed, keeping the user's alias (column
-    /// list included) or the relation's name.
-    fn splice(&mut self, n: &mut Node, sub: String, refname: &str, user_alias: &Option<protobuf::Alias>) {
+    /// list included) or the relation's name. `guard_original` marks a catalog guard: its
+    /// subquery is only used when a guarded column is read (else the relation stays).
+    fn splice(
+        &mut self,
+        n: &mut Node,
+        sub: String,
+        refname: &str,
+        user_alias: &Option<protobuf::Alias>,
+        guard_original: Option<String>,
+    ) -> usize {
         let colnames = user_alias
             .as_ref()
             .map(|a| a.colnames.clone())
             .unwrap_or_default();
-        let name = masking::placeholder(self.splice_base + self.splices.len());
-        self.splices.push(sub);
+        let index = self.splice_base + self.splices.len();
+        let is_guard = guard_original.is_some();
+        self.splices.push(masking::Splice {
+            sql: sub,
+            original: guard_original,
+            used: !is_guard,
+            live: true,
+        });
         n.node = Some(N::RangeVar(protobuf::RangeVar {
-            relname: name,
+            relname: masking::placeholder(index),
             inh: true,
             relpersistence: "p".into(),
             alias: Some(protobuf::Alias {
@@ -819,7 +853,25 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             }),
             ..Default::default()
         }));
-        self.rewrote = true;
+        if !is_guard {
+            self.rewrote = true;
+        }
+        index
+    }
+
+    /// A guarded column (or the whole guarded relation) is read: its splice is needed.
+    fn use_guard(&mut self, index: usize) {
+        if let Some(s) = index
+            .checked_sub(self.splice_base)
+            .and_then(|i| self.splices.get_mut(i))
+        {
+            s.used = true;
+        }
+    }
+
+    /// Something in the statement so far needs the rewritten text, or reads protected data.
+    pub fn needs_rewrite(&self) -> bool {
+        self.rewrote || self.splices.iter().any(|s| s.live && s.used)
     }
 
     /// A user view: analyse its definition; if it reads anything protected, inline it.
@@ -852,18 +904,31 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         let Some(mut body) = stmts.pop().and_then(|s| s.stmt).filter(|_| stmts.is_empty()) else {
             return Err(unsupported(&format!("the definition of view {name}")));
         };
+        let splices_before = self.splices.len();
+        // The catalog stores definitions printed under `search_path = pg_catalog`, so every
+        // other name in them is schema-qualified: resolve them with that path, never the
+        // session's (which could make a name mean another table than the view's).
+        let saved_path = std::mem::replace(&mut self.view_path, true);
         let saved_levels = std::mem::take(&mut self.levels);
         let saved_rewrote = std::mem::replace(&mut self.rewrote, false);
         let saved_keyed = std::mem::replace(&mut self.keyed_ok, false);
         self.view_depth += 1;
         let r = self.query_node(&mut body, false);
         self.view_depth -= 1;
+        self.view_path = saved_path;
         self.levels = saved_levels;
         self.keyed_ok = saved_keyed;
-        let inner_rewrote = std::mem::replace(&mut self.rewrote, saved_rewrote);
+        let inner_rewrote = std::mem::replace(&mut self.rewrote, saved_rewrote)
+            || self.splices[splices_before..].iter().any(|s| s.used);
         if let Err(mut e) = r {
             e.message = format!("{} (in view {name})", e.message);
             return Err(e);
+        }
+        if !inner_rewrote {
+            // The definition is dropped: its placeholders will never be printed.
+            for s in &mut self.splices[splices_before..] {
+                s.live = false;
+            }
         }
         if inner_rewrote {
             let mut colnames: Vec<Node> = user_alias
@@ -1043,14 +1108,17 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         if names.len() != f.funcname.len() {
             return Err(unsupported("a function name"));
         }
-        let verdict = match self.fn_memo.get(&names) {
+        let key = (self.view_path, names);
+        let verdict = match self.fn_memo.get(&key) {
             Some(v) => v.clone(),
             None => {
-                let v = functions::check_call(self.ctx, &names);
-                self.fn_memo.insert(names.clone(), v.clone());
+                let path: &[String] = if self.view_path { &[] } else { self.ctx.search_path };
+                let v = functions::check_call(self.ctx, path, &key.1);
+                self.fn_memo.insert(key.clone(), v.clone());
                 v
             }
         };
+        let names = key.1;
         verdict?;
         if names.last().is_some_and(|n| n == "current_setting") {
             check_current_setting(&f.args)?;
@@ -1175,6 +1243,9 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         }
         for c in e.cols.all().to_vec() {
             self.note_masked(&c);
+            if let ColState::Guarded(i) = c.state {
+                self.use_guard(i);
+            }
         }
         Ok(())
     }
@@ -1195,6 +1266,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                     _ => return Err(keyed(&origin, r)),
                 },
                 ColState::Masked => self.note_masked(c),
+                ColState::Guarded(i) => self.use_guard(*i),
                 ColState::Plain => {}
             }
         }

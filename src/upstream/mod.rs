@@ -90,7 +90,11 @@ impl UpstreamConfig {
                 _ => rest.push(kv),
             }
         }
-        let stripped = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+        let stripped = if rest.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
         let cfg: tokio_postgres::Config = stripped.parse().map_err(|e| UpstreamError::Url(format!("{e}")))?;
         let host = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -100,7 +104,9 @@ impl UpstreamConfig {
         };
         let port = cfg.get_ports().first().copied().unwrap_or(5432);
         let user = cfg.get_user().unwrap_or("postgres").to_string();
-        let password = cfg.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
+        let password = cfg
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
         let dbname = cfg.get_dbname().unwrap_or(&user).to_string();
         let tls = match sslmode {
             SslMode::Disable => None,
@@ -109,12 +115,23 @@ impl UpstreamConfig {
             }
             SslMode::VerifyFull => {
                 let root = sslrootcert.as_deref().ok_or_else(|| {
-                    UpstreamError::Url("sslmode=verify-full needs sslrootcert=FILE (the CA that signed the server)".into())
+                    UpstreamError::Url(
+                        "sslmode=verify-full needs sslrootcert=FILE (the CA that signed the server)".into(),
+                    )
                 })?;
                 Some(net::client_config(Some(root)).map_err(|e| UpstreamError::Tls(e.to_string()))?)
             }
         };
-        Ok(UpstreamConfig { host, port, user, password, dbname, sslmode, sslrootcert, tls })
+        Ok(UpstreamConfig {
+            host,
+            port,
+            user,
+            password,
+            dbname,
+            sslmode,
+            sslrootcert,
+            tls,
+        })
     }
 
     /// `user@host:port/db`, without the password, for messages and logs.
@@ -131,16 +148,34 @@ impl UpstreamConfig {
         let addr = self.addr();
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
             .await
-            .map_err(|_| UpstreamError::Timeout { addr: addr.clone(), secs: CONNECT_TIMEOUT.as_secs() })?
-            .map_err(|source| UpstreamError::Connect { addr: addr.clone(), source })?;
+            .map_err(|_| UpstreamError::Timeout {
+                addr: addr.clone(),
+                secs: CONNECT_TIMEOUT.as_secs(),
+            })?
+            .map_err(|source| UpstreamError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
         let _ = tcp.set_nodelay(true);
-        let Some(tls) = &self.tls else { return Ok(Stream::Plain(tcp)) };
+        let Some(tls) = &self.tls else {
+            return Ok(Stream::Plain(tcp));
+        };
         let mut tcp = tcp;
         let mut req = BytesMut::new();
         startup::encode_ssl_request(&mut req);
-        tcp.write_all(&req).await.map_err(|source| UpstreamError::Connect { addr: addr.clone(), source })?;
+        tcp.write_all(&req)
+            .await
+            .map_err(|source| UpstreamError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
         let mut answer = [0u8; 1];
-        tcp.read_exact(&mut answer).await.map_err(|source| UpstreamError::Connect { addr: addr.clone(), source })?;
+        tcp.read_exact(&mut answer)
+            .await
+            .map_err(|source| UpstreamError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
         match answer[0] {
             b'S' => {
                 let name = rustls::pki_types::ServerName::try_from(self.host.clone())
@@ -152,8 +187,13 @@ impl UpstreamConfig {
                 Ok(Stream::Client(Box::new(tls)))
             }
             b'N' if self.sslmode == SslMode::Prefer => Ok(Stream::Plain(tcp)),
-            b'N' => Err(UpstreamError::Tls(format!("upstream {addr} does not support TLS (sslmode requires it)"))),
-            other => Err(UpstreamError::Protocol(format!("unexpected answer {:?} to SSLRequest", other as char))),
+            b'N' => Err(UpstreamError::Tls(format!(
+                "upstream {addr} does not support TLS (sslmode requires it)"
+            ))),
+            other => Err(UpstreamError::Protocol(format!(
+                "unexpected answer {:?} to SSLRequest",
+                other as char
+            ))),
         }
     }
 }
@@ -185,10 +225,21 @@ pub async fn connect(
     let (r, mut w) = tokio::io::split(stream);
     let mut reader = FrameReader::new(r, max_message);
     let mut out = BytesMut::new();
-    let mut all = vec![("user".to_string(), user.to_string()), ("database".to_string(), cfg.dbname.clone())];
-    all.extend(params.iter().filter(|(k, _)| k != "user" && k != "database").cloned());
+    let mut all = vec![
+        ("user".to_string(), user.to_string()),
+        ("database".to_string(), cfg.dbname.clone()),
+    ];
+    all.extend(
+        params
+            .iter()
+            .filter(|(k, _)| k != "user" && k != "database")
+            .cloned(),
+    );
     startup::encode_startup(&mut out, &all);
-    let io = |source| UpstreamError::Connect { addr: cfg.addr(), source };
+    let io = |source| UpstreamError::Connect {
+        addr: cfg.addr(),
+        source,
+    };
     w.write_all(&out).await.map_err(io)?;
 
     let mut scram: Option<ScramSha256> = None;
@@ -197,7 +248,10 @@ pub async fn connect(
     loop {
         let frame = tokio::time::timeout(CONNECT_TIMEOUT, reader.next())
             .await
-            .map_err(|_| UpstreamError::Timeout { addr: cfg.addr(), secs: CONNECT_TIMEOUT.as_secs() })??
+            .map_err(|_| UpstreamError::Timeout {
+                addr: cfg.addr(),
+                secs: CONNECT_TIMEOUT.as_secs(),
+            })??
             .ok_or_else(|| UpstreamError::Protocol("connection closed during startup".into()))?;
         out.clear();
         match frame.tag {
@@ -218,7 +272,9 @@ pub async fn connect(
                 }
                 Auth::Sasl { mechanisms } => {
                     if !mechanisms.contains(&"SCRAM-SHA-256") {
-                        return Err(UpstreamError::Protocol(format!("no supported SASL mechanism in {mechanisms:?}")));
+                        return Err(UpstreamError::Protocol(format!(
+                            "no supported SASL mechanism in {mechanisms:?}"
+                        )));
                     }
                     let pw = password.ok_or_else(|| UpstreamError::NoPassword(user.to_string()))?;
                     let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
@@ -228,15 +284,21 @@ pub async fn connect(
                     scram = Some(s);
                 }
                 Auth::SaslContinue(data) => {
-                    let s = scram.as_mut().ok_or_else(|| UpstreamError::Protocol("SASL continue without start".into()))?;
-                    s.update(data).map_err(|e| UpstreamError::Protocol(format!("SCRAM: {e}")))?;
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| UpstreamError::Protocol("SASL continue without start".into()))?;
+                    s.update(data)
+                        .map_err(|e| UpstreamError::Protocol(format!("SCRAM: {e}")))?;
                     let mut m = BodyWriter::new(&mut out, PASSWORD);
                     m.bytes(s.message());
                     m.finish();
                 }
                 Auth::SaslFinal(data) => {
-                    let s = scram.as_mut().ok_or_else(|| UpstreamError::Protocol("SASL final without start".into()))?;
-                    s.finish(data).map_err(|e| UpstreamError::Protocol(format!("SCRAM server signature: {e}")))?;
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| UpstreamError::Protocol("SASL final without start".into()))?;
+                    s.finish(data)
+                        .map_err(|e| UpstreamError::Protocol(format!("SCRAM server signature: {e}")))?;
                 }
                 Auth::Other(code) => return Err(UpstreamError::UnsupportedAuth(code)),
             },
@@ -248,9 +310,20 @@ pub async fn connect(
             backend::ERROR_RESPONSE => return Err(UpstreamError::Refused(backend::decode_error(&frame)?)),
             backend::NOTICE_RESPONSE | backend::NEGOTIATE_PROTOCOL_VERSION => {}
             backend::READY_FOR_QUERY => {
-                return Ok(Upstream { reader, writer: w, params: params_out, backend_key: key, tls });
+                return Ok(Upstream {
+                    reader,
+                    writer: w,
+                    params: params_out,
+                    backend_key: key,
+                    tls,
+                });
             }
-            other => return Err(UpstreamError::Protocol(format!("unexpected message {:?} during startup", other as char))),
+            other => {
+                return Err(UpstreamError::Protocol(format!(
+                    "unexpected message {:?} during startup",
+                    other as char
+                )))
+            }
         }
         if !out.is_empty() {
             w.write_all(&out).await.map_err(io)?;
@@ -263,9 +336,39 @@ pub async fn cancel(cfg: &UpstreamConfig, pid: i32, secret: i32) -> Result<(), U
     let mut s = cfg.open().await?;
     let mut out = BytesMut::new();
     startup::encode_cancel(&mut out, pid, secret);
-    s.write_all(&out).await.map_err(|source| UpstreamError::Connect { addr: cfg.addr(), source })?;
+    s.write_all(&out).await.map_err(|source| UpstreamError::Connect {
+        addr: cfg.addr(),
+        source,
+    })?;
     let _ = s.shutdown().await;
     Ok(())
+}
+
+/// A tokio-postgres client over pgveil's own connection (same TLS rules as sessions),
+/// for the catalog and other internal queries. The connection task is spawned.
+pub async fn internal_client(cfg: &UpstreamConfig) -> Result<tokio_postgres::Client, UpstreamError> {
+    let stream = cfg.open().await?;
+    let mut pg = tokio_postgres::Config::new();
+    pg.user(&cfg.user)
+        .dbname(&cfg.dbname)
+        .application_name("pgveil")
+        .ssl_mode(tokio_postgres::config::SslMode::Disable);
+    if let Some(p) = &cfg.password {
+        pg.password(p);
+    }
+    let (client, conn) =
+        pg.connect_raw(stream, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => UpstreamError::Protocol(format!("{} ({})", db.message(), db.code().code())),
+                None => UpstreamError::Protocol(e.to_string()),
+            })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "internal upstream connection ended");
+        }
+    });
+    Ok(client)
 }
 
 #[cfg(test)]
@@ -274,33 +377,16 @@ mod tests {
 
     #[test]
     fn url_parsing() {
-        let c = UpstreamConfig::from_url("postgres://u:p%40ss@db.example:6543/seller?sslmode=disable").unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.user.as_str(), c.dbname.as_str()), ("db.example", 6543, "u", "seller"));
+        let c =
+            UpstreamConfig::from_url("postgres://u:p%40ss@db.example:6543/seller?sslmode=disable").unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.user.as_str(), c.dbname.as_str()),
+            ("db.example", 6543, "u", "seller")
+        );
         assert_eq!(c.password.as_deref(), Some("p@ss"));
         assert_eq!(c.sslmode, SslMode::Disable);
         assert!(!format!("{c:?}").contains("p@ss"));
         assert!(UpstreamConfig::from_url("postgres://h/db?sslmode=verify-full").is_err());
         assert!(UpstreamConfig::from_url("postgres://h/db?sslmode=bogus").is_err());
     }
-}
-
-/// A tokio-postgres client over pgveil's own connection (same TLS rules as sessions),
-/// for the catalog and other internal queries. The connection task is spawned.
-pub async fn internal_client(cfg: &UpstreamConfig) -> Result<tokio_postgres::Client, UpstreamError> {
-    let stream = cfg.open().await?;
-    let mut pg = tokio_postgres::Config::new();
-    pg.user(&cfg.user).dbname(&cfg.dbname).application_name("pgveil").ssl_mode(tokio_postgres::config::SslMode::Disable);
-    if let Some(p) = &cfg.password {
-        pg.password(p);
-    }
-    let (client, conn) = pg.connect_raw(stream, tokio_postgres::NoTls).await.map_err(|e| match e.as_db_error() {
-        Some(db) => UpstreamError::Protocol(format!("{} ({})", db.message(), db.code().code())),
-        None => UpstreamError::Protocol(e.to_string()),
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "internal upstream connection ended");
-        }
-    });
-    Ok(client)
 }

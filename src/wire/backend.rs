@@ -47,7 +47,9 @@ pub fn decode_auth(f: &Frame) -> Result<Auth<'_>, WireError> {
         3 => Auth::Cleartext,
         5 => {
             let s = b.bytes(4)?;
-            Auth::Md5 { salt: [s[0], s[1], s[2], s[3]] }
+            Auth::Md5 {
+                salt: [s[0], s[1], s[2], s[3]],
+            }
         }
         10 => {
             let mut mechanisms = Vec::new();
@@ -206,7 +208,10 @@ pub struct ErrorFields {
 
 impl ErrorFields {
     pub fn get(&self, code: u8) -> Option<&str> {
-        self.fields.iter().find(|(c, _)| *c == code).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, v)| v.as_str())
     }
     pub fn code(&self) -> &str {
         self.get(b'C').unwrap_or("XX000")
@@ -227,7 +232,10 @@ pub fn decode_error(f: &Frame) -> Result<ErrorFields, WireError> {
         // Server messages are in the server encoding (UTF-8 is required for upstreams
         // of restricted roles); decode leniently here: this view is only for logging.
         let rest = b.rest();
-        let end = rest.iter().position(|&c| c == 0).ok_or_else(|| WireError::malformed("ErrorResponse", "field without NUL"))?;
+        let end = rest
+            .iter()
+            .position(|&c| c == 0)
+            .ok_or_else(|| WireError::malformed("ErrorResponse", "field without NUL"))?;
         fields.push((code, String::from_utf8_lossy(&rest[..end]).into_owned()));
         b = Body::new("ErrorResponse", &rest[end + 1..]);
     }
@@ -249,7 +257,14 @@ pub fn encode_error(out: &mut BytesMut, severity: Severity, code: &str, message:
         Severity::Fatal => "FATAL",
     };
     let mut w = BodyWriter::new(out, ERROR_RESPONSE);
-    w.u8(b'S').cstr(sev).u8(b'V').cstr(sev).u8(b'C').cstr(code).u8(b'M').cstr(message);
+    w.u8(b'S')
+        .cstr(sev)
+        .u8(b'V')
+        .cstr(sev)
+        .u8(b'C')
+        .cstr(code)
+        .u8(b'M')
+        .cstr(message);
     if let Some(h) = hint {
         w.u8(b'H').cstr(h);
     }

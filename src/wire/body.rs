@@ -25,7 +25,10 @@ impl<'a> Body<'a> {
     }
 
     pub fn u8(&mut self) -> Result<u8, WireError> {
-        let b = *self.buf.get(self.pos).ok_or_else(|| self.err("body ends before a byte field"))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.err("body ends before a byte field"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -59,8 +62,12 @@ impl<'a> Body<'a> {
     /// UTF-8 in a UTF-8 database; reading it lossily would be a differential).
     pub fn cstr(&mut self) -> Result<&'a str, WireError> {
         let rest = &self.buf[self.pos..];
-        let end = rest.iter().position(|&b| b == 0).ok_or_else(|| self.err("string without terminating NUL"))?;
-        let s = std::str::from_utf8(&rest[..end]).map_err(|e| self.err(format!("string is not valid UTF-8: {e}")))?;
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| self.err("string without terminating NUL"))?;
+        let s = std::str::from_utf8(&rest[..end])
+            .map_err(|e| self.err(format!("string is not valid UTF-8: {e}")))?;
         self.pos += end + 1;
         Ok(s)
     }

@@ -34,7 +34,11 @@ pub struct FrameReader<R> {
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// `max` bounds the declared length of a message before anything is allocated for it.
     pub fn new(inner: R, max: usize) -> Self {
-        FrameReader { inner, buf: BytesMut::with_capacity(READ_CHUNK), max }
+        FrameReader {
+            inner,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            max,
+        }
     }
 
     /// With bytes already read (e.g. what followed the startup packet).
@@ -59,11 +63,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let tag = self.buf[0];
         let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
         if len < 4 {
-            return Err(WireError::BadLength { tag: tag as char, len });
+            return Err(WireError::BadLength {
+                tag: tag as char,
+                len,
+            });
         }
         let total = len as usize + 1;
         if total > self.max {
-            return Err(WireError::TooLarge { tag: tag as char, len: total, max: self.max });
+            return Err(WireError::TooLarge {
+                tag: tag as char,
+                len: total,
+                max: self.max,
+            });
         }
         if self.buf.len() < total {
             self.buf.reserve(total - self.buf.len());
@@ -85,14 +96,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
-                return if self.buf.is_empty() { Ok(None) } else { Err(WireError::UnexpectedEof) };
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(WireError::UnexpectedEof)
+                };
             }
         }
     }
 }
 
 /// Reads an untagged startup-phase packet (length, then body): returns the body.
-pub async fn read_startup_packet<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Option<Bytes>, WireError> {
+pub async fn read_startup_packet<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Bytes>, WireError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -105,7 +123,11 @@ pub async fn read_startup_packet<R: AsyncRead + Unpin>(r: &mut R, max: usize) ->
     }
     let len = len as usize;
     if len > max.min(10_000) {
-        return Err(WireError::TooLarge { tag: '\0', len, max: max.min(10_000) });
+        return Err(WireError::TooLarge {
+            tag: '\0',
+            len,
+            max: max.min(10_000),
+        });
     }
     let mut body = vec![0u8; len - 4];
     r.read_exact(&mut body).await.map_err(|e| {

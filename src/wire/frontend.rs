@@ -50,7 +50,11 @@ pub fn decode_parse(f: &Frame) -> Result<Parse<'_>, WireError> {
     let n = b.count16()?;
     b.bytes(n * 4)?;
     b.finish()?;
-    Ok(Parse { name, sql, param_types: &f.body()[start..] })
+    Ok(Parse {
+        name,
+        sql,
+        param_types: &f.body()[start..],
+    })
 }
 
 /// A Parse with another text and the same name and parameter types.
@@ -85,7 +89,11 @@ pub fn decode_bind(f: &Frame) -> Result<Bind<'_>, WireError> {
         result_formats.push(b.i16()?);
     }
     b.finish()?;
-    Ok(Bind { portal, statement, result_formats })
+    Ok(Bind {
+        portal,
+        statement,
+        result_formats,
+    })
 }
 
 /// Describe or Close: a kind ('S' statement, 'P' portal) and a name.
@@ -100,7 +108,10 @@ pub fn decode_target(f: &Frame) -> Result<Target<'_>, WireError> {
     let mut b = Body::new(what, f.body());
     let kind = b.u8()?;
     if kind != b'S' && kind != b'P' {
-        return Err(WireError::malformed(what, format!("kind {:?}, expected 'S' or 'P'", kind as char)));
+        return Err(WireError::malformed(
+            what,
+            format!("kind {:?}, expected 'S' or 'P'", kind as char),
+        ));
     }
     let name = b.cstr()?;
     b.finish()?;

@@ -34,6 +34,9 @@ pub enum WireError {
 
 impl WireError {
     pub(crate) fn malformed(what: &'static str, problem: impl Into<String>) -> WireError {
-        WireError::Malformed { what, problem: problem.into() }
+        WireError::Malformed {
+            what,
+            problem: problem.into(),
+        }
     }
 }

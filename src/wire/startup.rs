@@ -12,9 +12,15 @@ pub const CANCEL_REQUEST: i32 = 80877102;
 pub enum StartupPacket {
     SslRequest,
     GssEncRequest,
-    Cancel { pid: i32, secret: i32 },
+    Cancel {
+        pid: i32,
+        secret: i32,
+    },
     /// Protocol 3.minor with its parameters, in the order sent.
-    Startup { minor: u16, params: Vec<(String, String)> },
+    Startup {
+        minor: u16,
+        params: Vec<(String, String)>,
+    },
 }
 
 impl StartupPacket {

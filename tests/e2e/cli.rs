@@ -12,7 +12,12 @@ fn hash_password_reads_stdin_and_prints_a_verifier() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(b"s3cret\n").expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"s3cret\n")
+        .expect("write");
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success());
     let v = String::from_utf8(out.stdout).expect("utf8");
@@ -23,7 +28,11 @@ fn hash_password_reads_stdin_and_prints_a_verifier() {
 
 #[test]
 fn serve_with_upstream_down_says_so_clearly() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let out = Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--rules", "rules"])
         .arg("--upstream")
@@ -42,7 +51,11 @@ fn serve_with_upstream_down_says_so_clearly() {
 #[test]
 fn serve_with_broken_rules_names_file_and_line() {
     let dir = tempfile::tempdir().expect("tmp");
-    std::fs::write(dir.path().join("bad.yaml"), "roles:\n  analyst: { sees: publik }\n").expect("write");
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "roles:\n  analyst: { sees: publik }\n",
+    )
+    .expect("write");
     let out = Command::new(bin())
         .args(["check", "--rules"])
         .arg(dir.path())

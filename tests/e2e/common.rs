@@ -40,7 +40,12 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(upstream: &str, rules: &Path) -> Proxy {
-        Self::start_with(ServeConfig::new("127.0.0.1:0".parse().expect("addr"), upstream, rules)).await
+        Self::start_with(ServeConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            upstream,
+            rules,
+        ))
+        .await
     }
 
     pub async fn start_with(config: ServeConfig) -> Proxy {
@@ -56,11 +61,20 @@ impl Proxy {
                 .await
                 .expect("server runs");
         });
-        Proxy { addr, stop: Some(tx), task: Some(task), shared }
+        Proxy {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+            shared,
+        }
     }
 
     pub fn url(&self, user: &str, pw: &str, db: &str) -> String {
-        format!("postgres://{user}:{pw}@{}:{}/{db}?sslmode=disable", self.addr.ip(), self.addr.port())
+        format!(
+            "postgres://{user}:{pw}@{}:{}/{db}?sslmode=disable",
+            self.addr.ip(),
+            self.addr.port()
+        )
     }
 }
 
@@ -101,7 +115,11 @@ impl Bed {
         .expect("join");
         let rules = fidelity_rules();
         let proxy = Proxy::start(&cluster.url("test"), rules.path()).await;
-        Bed { cluster, proxy, rules }
+        Bed {
+            cluster,
+            proxy,
+            rules,
+        }
     }
 
     pub async fn direct(&self) -> Client {
@@ -185,7 +203,12 @@ pub async fn extended(
 /// Peak resident memory (VmHWM) of a process, in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 pub fn bin() -> PathBuf {

@@ -10,15 +10,61 @@ use crate::common::*;
 /// A CA and a server certificate for 127.0.0.1 / localhost, made with openssl.
 fn make_certs(dir: &Path) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is installed");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=pgveil test CA"]);
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pgveil test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
     std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("write ext");
     run(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2",
-        "-extfile", "san.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
     ]);
 }
 
@@ -30,7 +76,11 @@ fn psql(cluster: &Cluster, url: &str, args: &[&str]) -> (bool, String, String) {
         .env_remove("PGPASSWORD")
         .output()
         .expect("psql runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,8 +114,17 @@ async fn tls_on_both_hops() {
     // Client hop: psql negotiates TLS with pgveil; upstream hop: pg_stat_ssl says TLS.
     let (ok, out, err) = psql(
         &cluster,
-        &format!("{base}?sslmode=verify-full&sslrootcert={}", certs.path().join("ca.crt").display()),
-        &["-At", "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", "-c", "\\conninfo"],
+        &format!(
+            "{base}?sslmode=verify-full&sslrootcert={}",
+            certs.path().join("ca.crt").display()
+        ),
+        &[
+            "-At",
+            "-c",
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            "-c",
+            "\\conninfo",
+        ],
     );
     assert!(ok, "{err}");
     let mut lines = out.lines();
@@ -81,7 +140,11 @@ async fn tls_on_both_hops() {
 async fn every_upstream_auth_method() {
     for auth in [Auth::Trust, Auth::Password, Auth::Md5, Auth::Scram] {
         let cluster = tokio::task::spawn_blocking(move || {
-            let opts = ClusterOptions { auth, superuser_password: Some("upstream-secret".into()), ..Default::default() };
+            let opts = ClusterOptions {
+                auth,
+                superuser_password: Some("upstream-secret".into()),
+                ..Default::default()
+            };
             let c = Cluster::start_with(opts).expect("cluster");
             c.create_db("test").expect("db");
             c
@@ -89,7 +152,11 @@ async fn every_upstream_auth_method() {
         .await
         .expect("join");
         let rules = fidelity_rules();
-        let proxy = Proxy::start(&cluster.url_as("postgres", "upstream-secret", "test"), rules.path()).await;
+        let proxy = Proxy::start(
+            &cluster.url_as("postgres", "upstream-secret", "test"),
+            rules.path(),
+        )
+        .await;
         for (user, pw) in [("admin", ADMIN_PW), ("reader", READER_PW)] {
             let c = connect(&proxy.url(user, pw, "test")).await;
             let r = simple(&c, "SELECT current_user").await.expect("query");
@@ -105,7 +172,10 @@ async fn every_upstream_auth_method() {
             .await;
             let msg = format!("{:#}", bad.err().expect("refused"));
             assert!(msg.contains("password authentication failed"), "{msg}");
-            assert!(!msg.contains("wrong"), "the password never appears in messages: {msg}");
+            assert!(
+                !msg.contains("wrong"),
+                "the password never appears in messages: {msg}"
+            );
         }
     }
 }

@@ -41,16 +41,26 @@ async fn extended_protocol_binary_matches_direct() {
     let bed = Bed::new().await;
     let direct = bed.direct().await;
     let cases: &[(&str, i32)] = &[
-        ("SELECT id, name, qty, price, flag, data, note FROM items WHERE id > $1 ORDER BY id", 150),
+        (
+            "SELECT id, name, qty, price, flag, data, note FROM items WHERE id > $1 ORDER BY id",
+            150,
+        ),
         ("SELECT id, name, note FROM items WHERE id = $1", 7),
         ("SELECT count(*) FROM items WHERE qty > $1::int4 * 10", 100),
     ];
     for c in [bed.admin().await, bed.reader().await] {
         for (sql, p) in cases {
-            assert_eq!(extended(&c, sql, &[p]).await, extended(&direct, sql, &[p]).await, "{sql}");
+            assert_eq!(
+                extended(&c, sql, &[p]).await,
+                extended(&direct, sql, &[p]).await,
+                "{sql}"
+            );
         }
         // Named statements, reused.
-        let st = c.prepare("SELECT name FROM items WHERE id = $1").await.expect("prepare");
+        let st = c
+            .prepare("SELECT name FROM items WHERE id = $1")
+            .await
+            .expect("prepare");
         for id in [1i32, 2, 3] {
             let row = c.query_one(&st, &[&id]).await.expect("execute prepared");
             assert_eq!(row.get::<_, String>(0), format!("item {id}"));
@@ -59,7 +69,10 @@ async fn extended_protocol_binary_matches_direct() {
         let e = extended(&c, "SELECT 1 / (id - id) FROM items", &[]).await;
         assert_eq!(e, extended(&direct, "SELECT 1 / (id - id) FROM items", &[]).await);
         assert!(e.unwrap_err().starts_with("22012"));
-        assert_eq!(extended(&c, "SELECT 1::int4", &[]).await, Ok(vec![vec![Some("1".into())]]));
+        assert_eq!(
+            extended(&c, "SELECT 1::int4", &[]).await,
+            Ok(vec![vec![Some("1".into())]])
+        );
     }
 }
 
@@ -108,7 +121,9 @@ async fn pipeline_with_error_in_the_middle() {
     raw::describe(&mut out, b'S', "s1");
     raw::sync(&mut out);
     let direct_addr = format!("127.0.0.1:{}", bed.cluster.port());
-    let mut d = Raw::connect(&direct_addr, "postgres", "", "test").await.expect("direct");
+    let mut d = Raw::connect(&direct_addr, "postgres", "", "test")
+        .await
+        .expect("direct");
     d.send(&out).await;
     let expected = d.until_ready(3).await;
     assert_eq!(
@@ -117,7 +132,9 @@ async fn pipeline_with_error_in_the_middle() {
         "direct reference"
     );
     for (user, pw) in [("admin", ADMIN_PW), ("reader", READER_PW)] {
-        let mut p = Raw::connect(&bed.proxy.addr.to_string(), user, pw, "test").await.expect("proxy");
+        let mut p = Raw::connect(&bed.proxy.addr.to_string(), user, pw, "test")
+            .await
+            .expect("proxy");
         p.send(&out).await;
         assert_eq!(p.until_ready(3).await, expected, "{user}");
     }
@@ -133,21 +150,38 @@ async fn copy_out_and_in() {
         let chunks: Vec<bytes::Bytes> = s.try_collect().await.map_err(err_string)?;
         Ok::<Vec<u8>, String>(chunks.concat())
     };
-    for sql in ["COPY items TO STDOUT", "COPY (SELECT id, name FROM items WHERE id < 50) TO STDOUT (FORMAT csv)"] {
+    for sql in [
+        "COPY items TO STDOUT",
+        "COPY (SELECT id, name FROM items WHERE id < 50) TO STDOUT (FORMAT csv)",
+    ] {
         let want = read_copy(bed.direct().await, sql).await.expect("direct copy");
         assert!(!want.is_empty());
         assert_eq!(read_copy(bed.admin().await, sql).await.expect("admin copy"), want);
-        assert_eq!(read_copy(bed.reader().await, sql).await.expect("reader copy"), want);
+        assert_eq!(
+            read_copy(bed.reader().await, sql).await.expect("reader copy"),
+            want
+        );
     }
     let sink = admin.copy_in("COPY sink FROM STDIN").await.expect("copy in");
     futures_util::pin_mut!(sink);
     for i in 0..1000 {
-        sink.send(bytes::Bytes::from(format!("{i}\tline {i}\n"))).await.expect("copy data");
+        sink.send(bytes::Bytes::from(format!("{i}\tline {i}\n")))
+            .await
+            .expect("copy data");
     }
     assert_eq!(sink.finish().await.expect("copy done"), 1000);
-    assert_eq!(simple(&direct, "SELECT count(*) FROM sink").await.expect("count")[0][0].as_deref(), Some("1000"));
+    assert_eq!(
+        simple(&direct, "SELECT count(*) FROM sink").await.expect("count")[0][0].as_deref(),
+        Some("1000")
+    );
     // A restricted role may not write.
-    let err = bed.reader().await.copy_in::<_, bytes::Bytes>("COPY sink FROM STDIN").await.map(|_| ()).map_err(err_string);
+    let err = bed
+        .reader()
+        .await
+        .copy_in::<_, bytes::Bytes>("COPY sink FROM STDIN")
+        .await
+        .map(|_| ())
+        .map_err(err_string);
     assert!(err.is_err(), "reader COPY FROM must be refused");
 }
 
@@ -156,17 +190,25 @@ async fn copy_out_and_in() {
 #[tokio::test]
 async fn listen_notify_reaches_the_listener() {
     let bed = Bed::new().await;
-    let mut l = Raw::connect(&bed.proxy.addr.to_string(), "admin", ADMIN_PW, "test").await.expect("connect");
+    let mut l = Raw::connect(&bed.proxy.addr.to_string(), "admin", ADMIN_PW, "test")
+        .await
+        .expect("connect");
     let mut out = BytesMut::new();
     raw::query(&mut out, "LISTEN news");
     l.send(&out).await;
     assert_eq!(l.until_ready(1).await.join(" "), "C Z");
-    bed.direct().await.simple_query("NOTIFY news, 'hello'").await.expect("notify");
+    bed.direct()
+        .await
+        .simple_query("NOTIFY news, 'hello'")
+        .await
+        .expect("notify");
     let f = l.recv().await.expect("notification");
     assert_eq!(f.tag, b'A');
     assert!(f.body().ends_with(b"news\0hello\0"));
 
-    let mut r = Raw::connect(&bed.proxy.addr.to_string(), "reader", READER_PW, "test").await.expect("connect");
+    let mut r = Raw::connect(&bed.proxy.addr.to_string(), "reader", READER_PW, "test")
+        .await
+        .expect("connect");
     r.send(&out).await;
     assert_eq!(r.until_ready(1).await.join(" "), "E:42501 Z");
 }
@@ -189,15 +231,33 @@ async fn cancel_request_cancels_the_running_query() {
 #[tokio::test]
 async fn wrong_password_and_unknown_user_look_the_same() {
     let bed = Bed::new().await;
-    let wrong = try_connect(&bed.proxy.url("admin", "nope", "test")).await.map(|_| ()).map_err(err_string);
-    let unknown = try_connect(&bed.proxy.url("mallory", "nope", "test")).await.map(|_| ()).map_err(err_string);
-    assert_eq!(wrong, Err("28P01: password authentication failed for user \"admin\"".to_string()));
-    assert_eq!(unknown, Err("28P01: password authentication failed for user \"mallory\"".to_string()));
+    let wrong = try_connect(&bed.proxy.url("admin", "nope", "test"))
+        .await
+        .map(|_| ())
+        .map_err(err_string);
+    let unknown = try_connect(&bed.proxy.url("mallory", "nope", "test"))
+        .await
+        .map(|_| ())
+        .map_err(err_string);
+    assert_eq!(
+        wrong,
+        Err("28P01: password authentication failed for user \"admin\"".to_string())
+    );
+    assert_eq!(
+        unknown,
+        Err("28P01: password authentication failed for user \"mallory\"".to_string())
+    );
     // Other database: clear error.
-    let other = try_connect(&bed.proxy.url("admin", ADMIN_PW, "postgres")).await.map(|_| ()).map_err(err_string);
+    let other = try_connect(&bed.proxy.url("admin", ADMIN_PW, "postgres"))
+        .await
+        .map(|_| ())
+        .map_err(err_string);
     assert!(other.as_ref().is_err_and(|e| e.starts_with("3D000")), "{other:?}");
     // And the listener still serves.
-    assert_eq!(simple(&bed.admin().await, "SELECT 1").await.expect("works")[0][0].as_deref(), Some("1"));
+    assert_eq!(
+        simple(&bed.admin().await, "SELECT 1").await.expect("works")[0][0].as_deref(),
+        Some("1")
+    );
 }
 
 #[tokio::test]
@@ -213,10 +273,14 @@ async fn malformed_input_ends_only_that_session() {
         vec![0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0],
     ];
     for bytes in hostile {
-        let mut s = tokio::net::TcpStream::connect(bed.proxy.addr).await.expect("connect");
+        let mut s = tokio::net::TcpStream::connect(bed.proxy.addr)
+            .await
+            .expect("connect");
         let _ = s.write_all(&bytes).await;
         let mut buf = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await.expect("closed in time");
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+            .await
+            .expect("closed in time");
         if !buf.is_empty() {
             assert_eq!(buf[0], b'E', "an ErrorResponse or nothing");
         }
@@ -228,13 +292,27 @@ async fn malformed_input_ends_only_that_session() {
         b"P\0\0\0\x05X".to_vec(),
         b"B\0\0\0\x08\0\0\xff\xff".to_vec(),
     ] {
-        let mut r = Raw::connect(&bed.proxy.addr.to_string(), "reader", READER_PW, "test").await.expect("connect");
+        let mut r = Raw::connect(&bed.proxy.addr.to_string(), "reader", READER_PW, "test")
+            .await
+            .expect("connect");
         r.send(&msg).await;
         let tags = r.until_ready(1).await;
-        assert!(tags.iter().any(|t| t.starts_with("E:08P01")) && tags.last().map(String::as_str) == Some("EOF"), "{tags:?}");
+        assert!(
+            tags.iter().any(|t| t.starts_with("E:08P01")) && tags.last().map(String::as_str) == Some("EOF"),
+            "{tags:?}"
+        );
     }
-    assert_eq!(simple(&keep, "SELECT 42").await.expect("still fine")[0][0].as_deref(), Some("42"));
-    assert_eq!(simple(&bed.admin().await, "SELECT 43").await.expect("new session")[0][0].as_deref(), Some("43"));
+    assert_eq!(
+        simple(&keep, "SELECT 42").await.expect("still fine")[0][0].as_deref(),
+        Some("42")
+    );
+    assert_eq!(
+        simple(&bed.admin().await, "SELECT 43")
+            .await
+            .expect("new session")[0][0]
+            .as_deref(),
+        Some("43")
+    );
 }
 
 #[tokio::test]
@@ -244,7 +322,10 @@ async fn row_limits_suspend_portals() {
         let c = connect(&bed.proxy.url(user, pw, "test")).await;
         let mut c = c;
         let tx = c.transaction().await.expect("begin");
-        let st = tx.prepare("SELECT id FROM items ORDER BY id").await.expect("prepare");
+        let st = tx
+            .prepare("SELECT id FROM items ORDER BY id")
+            .await
+            .expect("prepare");
         let portal = tx.bind(&st, &[]).await.expect("bind");
         let mut seen = Vec::new();
         loop {
@@ -264,10 +345,16 @@ async fn two_hundred_concurrent_sessions() {
     let bed = Bed::new().await;
     let mut tasks = Vec::new();
     for i in 0..200 {
-        let url = if i % 2 == 0 { bed.proxy.url("admin", ADMIN_PW, "test") } else { bed.proxy.url("reader", READER_PW, "test") };
+        let url = if i % 2 == 0 {
+            bed.proxy.url("admin", ADMIN_PW, "test")
+        } else {
+            bed.proxy.url("reader", READER_PW, "test")
+        };
         tasks.push(tokio::spawn(async move {
             let c = connect(&url).await;
-            let r = simple(&c, &format!("SELECT {i} + count(*) FROM items")).await.expect("query");
+            let r = simple(&c, &format!("SELECT {i} + count(*) FROM items"))
+                .await
+                .expect("query");
             tokio::time::sleep(Duration::from_millis(200)).await;
             r[0][0].clone()
         }));
@@ -282,9 +369,14 @@ async fn two_hundred_concurrent_sessions() {
 async fn client_killed_mid_stream_frees_the_upstream() {
     let bed = Bed::new().await;
     let direct = bed.direct().await;
-    let mut r = Raw::connect(&bed.proxy.addr.to_string(), "reader", READER_PW, "test").await.expect("connect");
+    let mut r = Raw::connect(&bed.proxy.addr.to_string(), "reader", READER_PW, "test")
+        .await
+        .expect("connect");
     let mut out = BytesMut::new();
-    raw::query(&mut out, "SELECT g, repeat('x', 200) FROM generate_series(1, 5000000) g");
+    raw::query(
+        &mut out,
+        "SELECT g, repeat('x', 200) FROM generate_series(1, 5000000) g",
+    );
     r.send(&out).await;
     for _ in 0..100 {
         r.recv().await.expect("some rows");
@@ -302,7 +394,10 @@ async fn client_killed_mid_stream_frees_the_upstream() {
         assert!(Instant::now() < deadline, "upstream backend still running");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(simple(&bed.reader().await, "SELECT 1").await.expect("ok")[0][0].as_deref(), Some("1"));
+    assert_eq!(
+        simple(&bed.reader().await, "SELECT 1").await.expect("ok")[0][0].as_deref(),
+        Some("1")
+    );
 }
 
 /// The upstream restarts: open sessions get an error, new sessions work.
@@ -339,7 +434,14 @@ async fn million_rows_stream_with_flat_memory() {
         l.local_addr().expect("addr")
     };
     let mut child = std::process::Command::new(bin())
-        .args(["serve", "--listen", &listen.to_string(), "--upstream", &bed.cluster.url("test"), "--rules"])
+        .args([
+            "serve",
+            "--listen",
+            &listen.to_string(),
+            "--upstream",
+            &bed.cluster.url("test"),
+            "--rules",
+        ])
         .arg(bed.rules.path())
         .env("RUST_LOG", "warn")
         .spawn()

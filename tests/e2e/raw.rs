@@ -19,9 +19,15 @@ impl Raw {
     pub async fn connect(addr: &str, user: &str, password: &str, db: &str) -> Result<Raw, String> {
         let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let (r, w) = tcp.into_split();
-        let mut raw = Raw { reader: FrameReader::new(r, 1 << 30), w };
+        let mut raw = Raw {
+            reader: FrameReader::new(r, 1 << 30),
+            w,
+        };
         let mut out = BytesMut::new();
-        startup::encode_startup(&mut out, &[("user".into(), user.into()), ("database".into(), db.into())]);
+        startup::encode_startup(
+            &mut out,
+            &[("user".into(), user.into()), ("database".into(), db.into())],
+        );
         raw.send(&out).await;
         let mut scram = None;
         loop {
@@ -48,11 +54,20 @@ impl Raw {
                         raw.send(&out).await;
                     }
                     backend::Auth::SaslFinal(d) => {
-                        scram.as_mut().ok_or("no scram")?.finish(d).map_err(|e| e.to_string())?;
+                        scram
+                            .as_mut()
+                            .ok_or("no scram")?
+                            .finish(d)
+                            .map_err(|e| e.to_string())?;
                     }
                     other => return Err(format!("unsupported auth {other:?}")),
                 },
-                b'E' => return Err(backend::decode_error(&f).map_err(|e| e.to_string())?.message().to_string()),
+                b'E' => {
+                    return Err(backend::decode_error(&f)
+                        .map_err(|e| e.to_string())?
+                        .message()
+                        .to_string())
+                }
                 b'Z' => return Ok(raw),
                 _ => {}
             }

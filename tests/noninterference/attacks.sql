@@ -1,7 +1,8 @@
 -- Attack corpus of tests/noninterference.rs.
 --
 -- Format: `-- shape: NAME` starts a group; `-- shape: NAME [refused]` means pgveil must refuse
--- (or the server must reject) every statement of the group, in every mode. Every other
+-- (or the server must reject) every statement of the group, in every mode; `[answered]` means
+-- every statement must be answered (plain reads the contract promises: masked, not refused). Every other
 -- non-empty line that does not start with `--` is one attack. `\then` splits an attack into
 -- statements run one after the other on the same session (inside one transaction); `⏎` stands
 -- for a line break inside a statement; a line
@@ -15,7 +16,7 @@
 -- visible whole but for amount, including the customer ids of hidden customers: orders of
 -- hidden customers are identical in both twins, and extra hidden customers have no orders.
 
--- shape: direct column
+-- shape: direct column [answered]
 SELECT id_number FROM customers ORDER BY id
 SELECT id, name, phone, email FROM customers ORDER BY id
 SELECT bank_card, address, birth_date, notes FROM customers ORDER BY id
@@ -26,6 +27,8 @@ SELECT customers.phone FROM customers WHERE id < 20 ORDER BY id
 SELECT id, notes FROM customers WHERE notes IS NOT NULL ORDER BY id
 
 -- shape: aliases
+SELECT c.id FROM customers c(a, b, cc, id) ORDER BY a
+SELECT c.phone FROM customers c(phone) ORDER BY 1
 SELECT c.id_number AS x FROM customers c ORDER BY c.id
 SELECT x.p FROM (SELECT phone AS p, id FROM customers) x ORDER BY x.id
 SELECT k.c FROM customers AS k(a, b, c) ORDER BY k.a
@@ -126,6 +129,8 @@ SELECT /* comment */ id_number FROM customers ORDER BY id
 SELECT to_tsvector('simple', notes) FROM customers ORDER BY id
 
 -- shape: aggregates
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM birth_date)) FROM customers
+SELECT corr(vip_level, extract(doy FROM birth_date)) FROM customers
 SELECT min(id_number), max(id_number) FROM customers
 SELECT max(phone) FROM customers
 SELECT string_agg(phone, ',' ORDER BY id) FROM customers
@@ -146,6 +151,8 @@ SELECT xmlagg(xmlelement(name x, notes)) FROM customers
 SELECT max(salary) FROM employees
 
 -- shape: WHERE oracles
+SELECT id FROM customers WHERE birth_date BETWEEN SYMMETRIC '1990-12-31' AND '1990-01-02' ORDER BY id
+SELECT id FROM customers WHERE phone ^@ '1385' ORDER BY id
 SELECT id FROM customers WHERE 1/(CASE WHEN id = 1 AND substr(phone, 4, 1) < '5' THEN 0 ELSE 1 END) = 1 ORDER BY id
 SELECT id FROM customers WHERE (phone, email) > ('138', 'm') ORDER BY id
 SELECT id FROM customers WHERE phone IS DISTINCT FROM '13812345678' AND substr(phone, 5, 1) < '5' ORDER BY id
@@ -256,6 +263,7 @@ SELECT c.id, r.* FROM customers c LEFT JOIN LATERAL regexp_matches(c.notes, '1[3
 SELECT * FROM customers c, LATERAL (SELECT e.salary FROM employees e WHERE e.id = c.id) z
 
 -- shape: window functions
+SELECT id, count(*) OVER (ORDER BY birth_date RANGE BETWEEN INTERVAL '30 days' PRECEDING AND CURRENT ROW) FROM customers ORDER BY id
 SELECT id, row_number() OVER (ORDER BY phone) FROM customers ORDER BY id
 SELECT id, rank() OVER (PARTITION BY city ORDER BY birth_date) FROM customers ORDER BY id
 SELECT id, lag(id_number) OVER (ORDER BY id) FROM customers ORDER BY id
@@ -266,7 +274,7 @@ SELECT id, ntile(4) OVER (ORDER BY bank_card) FROM customers ORDER BY id
 SELECT id, max(phone) OVER w FROM customers WINDOW w AS (ORDER BY id ROWS 2 PRECEDING) ORDER BY id
 SELECT id, percent_rank() OVER (ORDER BY salary) FROM employees
 
--- shape: views and inline subqueries
+-- shape: views and inline subqueries [answered]
 SELECT * FROM customer_contacts ORDER BY id
 SELECT phone FROM customer_contacts WHERE phone LIKE '13_5%' ORDER BY id
 SELECT v FROM customer_contacts v ORDER BY id
@@ -326,6 +334,7 @@ PREPARE p7(date) AS SELECT count(*) FROM customers WHERE birth_date > $1 \then E
 PREPARE p4 AS SELECT salary FROM employees \then EXECUTE p4
 
 -- shape: EXPLAIN
+PREPARE px AS SELECT * FROM customers WHERE phone LIKE '13%' \then EXPLAIN EXECUTE px
 EXPLAIN SELECT * FROM customers WHERE phone = '13812345678'
 EXPLAIN (COSTS OFF) SELECT id FROM customers WHERE substr(id_number, 7, 4) = '1990'
 EXPLAIN ANALYZE SELECT id FROM customers WHERE phone LIKE '1385%'
@@ -344,6 +353,9 @@ SELECT heap_blks_read FROM pg_statio_user_tables WHERE relname = 'customers'
 SELECT * FROM pg_stats_ext
 SELECT * FROM pg_statistic_ext_data
 SELECT currtid2('customers'::text, '(0,80)'::tid)
+SELECT pg_database_size(current_database())
+SELECT pg_indexes_size('customers')
+SELECT pg_stat_file('base')
 SELECT attname, most_common_vals::text, histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' ORDER BY attname
 SELECT null_frac, n_distinct FROM pg_stats WHERE tablename = 'customers' AND attname = 'phone'
 SELECT stavalues1::text FROM pg_statistic WHERE starelid = 'customers'::regclass
@@ -362,6 +374,7 @@ SELECT avg_width FROM pg_stats WHERE tablename = 'orders' AND attname = 'amount'
 SELECT * FROM pg_stats WHERE tablename = 'employees' AND attname = 'salary'
 
 -- shape: functions
+SELECT pg_column_compression(notes) FROM customers ORDER BY id
 SELECT schema_to_xml('public', true, false, '')
 SELECT query_to_xml_and_xmlschema('SELECT phone FROM customers', true, false, '')
 SELECT database_to_xml(true, false, '')
@@ -384,6 +397,14 @@ SELECT has_column_privilege('employees', 'salary', 'SELECT')
 SELECT current_setting('search_path')
 
 -- shape: session state
+SET client_min_messages = log \then SET debug_print_plan = on \then SELECT count(*) FROM customers WHERE phone LIKE '13%'
+SET client_min_messages = log \then SET log_statement_stats = on \then SELECT count(*) FROM customers
+SET client_min_messages = log \then SET trace_sort = on \then SELECT phone FROM customers ORDER BY phone
+SET client_min_messages = debug5 \then SELECT max(phone) FROM customers
+SET transform_null_equals = on \then SELECT id, phone FROM customers ORDER BY id
+SET session_replication_role = replica \then SELECT id_number FROM customers ORDER BY id
+SET enable_seqscan = off \then SELECT id, phone FROM customers WHERE id < 30
+LOAD 'auto_explain' \then SELECT count(*) FROM customers
 SET search_path = pg_temp, public \then SELECT phone FROM customers ORDER BY id
 SET search_path TO 'nonexistent' \then SELECT id_number FROM customers ORDER BY id
 SET ROLE postgres \then SELECT salary FROM employees
@@ -402,6 +423,10 @@ SET extra_float_digits = 0 \then SELECT amount::float8 FROM orders ORDER BY id
 CREATE TEMP TABLE customers (id int, phone text) \then SELECT phone FROM customers
 
 -- shape: writes [refused]
+COPY (SELECT phone FROM customers) TO PROGRAM 'cat > /dev/null'
+COPY customers TO '/dev/null'
+SELECT lo_from_bytea(0, convert_to((SELECT max(phone) FROM customers), 'UTF8'))
+SELECT * FROM customers WHERE id = 3 FOR UPDATE
 INSERT INTO orders VALUES (99999, 1, '1', 1, 'x', now())
 UPDATE customers SET phone = '1' WHERE id = 1
 DELETE FROM customers WHERE substr(phone, 4, 1) = '5'
@@ -483,6 +508,10 @@ PREPARE p9 AS SELECT sum(salary) FROM employees \then EXECUTE p9
 EXPLAIN SELECT id FROM employees WHERE salary > 30000
 
 -- shape: miscellaneous
+SELECT * FROM customers* ORDER BY id
+SELECT ARRAY(SELECT phone FROM customers ORDER BY id)
+SELECT id, phone FROM customers GROUP BY id ORDER BY id
+SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()
 WITH employees AS (SELECT 1 AS salary) SELECT salary FROM employees
 WITH customers AS (SELECT * FROM public.customers) SELECT phone FROM customers ORDER BY id
 SELECT phone FROM customers AS customer_contacts ORDER BY id

@@ -68,15 +68,24 @@ pub enum Mode {
     ExtendedText,
     /// Parse / Bind (result format 1) / Describe portal / Execute / Sync.
     ExtendedBinary,
+    /// Parse / Bind (result format 1) / Execute / Sync: a client that cached the statement and
+    /// never asks for a RowDescription (pgveil must mask all the same).
+    ExtendedBinaryUndescribed,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Simple, Mode::ExtendedText, Mode::ExtendedBinary];
+    pub const ALL: [Mode; 4] = [
+        Mode::Simple,
+        Mode::ExtendedText,
+        Mode::ExtendedBinary,
+        Mode::ExtendedBinaryUndescribed,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Mode::Simple => "simple",
             Mode::ExtendedText => "extended-text",
             Mode::ExtendedBinary => "extended-binary",
+            Mode::ExtendedBinaryUndescribed => "extended-binary-undescribed",
         }
     }
 }
@@ -125,10 +134,17 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 impl Conn {
     /// Connects and authenticates (trust or SCRAM-SHA-256) up to the first ReadyForQuery.
     pub async fn connect(addr: &str, user: &str, password: &str, db: &str) -> Result<Conn, String> {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         let (r, w) = tcp.into_split();
-        let mut c = Conn { reader: FrameReader::new(r, 1 << 30), w, detail: FieldDetail::Full, alive: true };
+        let mut c = Conn {
+            reader: FrameReader::new(r, 1 << 30),
+            w,
+            detail: FieldDetail::Full,
+            alive: true,
+        };
         let mut out = BytesMut::new();
         startup::encode_startup(
             &mut out,
@@ -141,7 +157,10 @@ impl Conn {
         c.send(&out).await?;
         let mut scram = None;
         loop {
-            let f = c.recv().await.ok_or_else(|| format!("{addr}: closed during startup"))?;
+            let f = c
+                .recv()
+                .await
+                .ok_or_else(|| format!("{addr}: closed during startup"))?;
             match f.tag {
                 b'R' => match backend::decode_auth(&f).map_err(|e| e.to_string())? {
                     backend::Auth::Ok => {}
@@ -164,7 +183,11 @@ impl Conn {
                         c.send(&out).await?;
                     }
                     backend::Auth::SaslFinal(d) => {
-                        scram.as_mut().ok_or("SASLFinal before SASL")?.finish(d).map_err(|e| e.to_string())?;
+                        scram
+                            .as_mut()
+                            .ok_or("SASLFinal before SASL")?
+                            .finish(d)
+                            .map_err(|e| e.to_string())?;
                     }
                     other => return Err(format!("unsupported auth {other:?}")),
                 },
@@ -205,17 +228,19 @@ impl Conn {
                 m.finish();
                 0
             }
-            Mode::ExtendedText | Mode::ExtendedBinary => {
-                let fmt = i16::from(mode == Mode::ExtendedBinary);
+            Mode::ExtendedText | Mode::ExtendedBinary | Mode::ExtendedBinaryUndescribed => {
+                let fmt = i16::from(mode != Mode::ExtendedText);
                 let mut m = BodyWriter::new(&mut out, b'P');
                 m.cstr("").cstr(sql).i16(0);
                 m.finish();
                 let mut m = BodyWriter::new(&mut out, b'B');
                 m.cstr("").cstr("").i16(0).i16(0).i16(1).i16(fmt);
                 m.finish();
-                let mut m = BodyWriter::new(&mut out, b'D');
-                m.u8(b'P').cstr("");
-                m.finish();
+                if mode != Mode::ExtendedBinaryUndescribed {
+                    let mut m = BodyWriter::new(&mut out, b'D');
+                    m.u8(b'P').cstr("");
+                    m.finish();
+                }
                 let mut m = BodyWriter::new(&mut out, b'E');
                 m.cstr("").i32(0);
                 m.finish();
@@ -227,11 +252,25 @@ impl Conn {
             self.alive = false;
             return vec![format!("SEND-FAILED {e}")];
         }
-        self.collect(format).await
+        self.collect(format, 1).await
     }
 
-    /// Reads messages up to ReadyForQuery into a transcript.
-    async fn collect(&mut self, mut format: i16) -> Transcript {
+    /// Sends hand-built frontend messages (see [`msg`]) and records everything up to the
+    /// `readies`-th ReadyForQuery (one per Sync or Query sent). `format` is how to show
+    /// values that arrive without a RowDescription.
+    pub async fn run_raw(&mut self, bytes: &[u8], readies: usize, format: i16) -> Transcript {
+        if !self.alive {
+            return vec!["DEAD".into()];
+        }
+        if let Err(e) = self.send(bytes).await {
+            self.alive = false;
+            return vec![format!("SEND-FAILED {e}")];
+        }
+        self.collect(format, readies).await
+    }
+
+    /// Reads messages up to the `readies`-th ReadyForQuery into a transcript.
+    async fn collect(&mut self, mut format: i16, mut readies: usize) -> Transcript {
         let mut t = Vec::new();
         let mut formats: Vec<i16> = Vec::new();
         let mut ranges = Vec::new();
@@ -253,7 +292,11 @@ impl Conn {
                                     x.name, x.type_oid, x.typmod, x.format, x.table_oid, x.attnum
                                 ),
                                 FieldDetail::Typed => {
-                                    write!(s, " [{} type={} mod={} fmt={}]", x.name, x.type_oid, x.typmod, x.format)
+                                    write!(
+                                        s,
+                                        " [{} type={} mod={} fmt={}]",
+                                        x.name, x.type_oid, x.typmod, x.format
+                                    )
                                 }
                             }
                             .ok();
@@ -289,7 +332,10 @@ impl Conn {
                         Err(e) => format!("D-MALFORMED {e}"),
                     }
                 }
-                b'C' => format!("C {}", String::from_utf8_lossy(f.body().strip_suffix(&[0]).unwrap_or(f.body()))),
+                b'C' => format!(
+                    "C {}",
+                    String::from_utf8_lossy(f.body().strip_suffix(&[0]).unwrap_or(f.body()))
+                ),
                 b'E' | b'N' => match backend::decode_error(&f) {
                     Ok(e) => {
                         let mut s = String::from(if f.tag == b'E' { "E" } else { "N" });
@@ -335,8 +381,23 @@ impl Conn {
                     format!("{} {:?}", f.tag as char, f.body())
                 }
                 b'Z' => {
-                    t.push(format!("Z {}", f.body().first().map(|&b| b as char).unwrap_or('?')));
-                    return t;
+                    t.push(format!(
+                        "Z {}",
+                        f.body().first().map(|&b| b as char).unwrap_or('?')
+                    ));
+                    readies = readies.saturating_sub(1);
+                    if readies == 0 {
+                        return t;
+                    }
+                    continue;
+                }
+                b'V' => {
+                    // FunctionCallResponse: the result, whatever its format, as hex.
+                    let mut s = String::from("V x");
+                    for byte in f.body() {
+                        write!(s, "{byte:02x}").ok();
+                    }
+                    s
                 }
                 b'S' => match backend::decode_parameter_status(&f) {
                     Ok((k, v)) => format!("S {k}={v}"),
@@ -384,12 +445,23 @@ impl Proxy {
                 .await
                 .expect("server runs");
         });
-        Proxy { addr, stop: Some(tx), task: Some(task), shared }
+        Proxy {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+            shared,
+        }
     }
 
     /// The plan pgveil compiled for `role`.
     pub fn plan(&self, role: &str) -> Arc<RolePlan> {
-        self.shared.policy.load().plans.get(role).cloned().unwrap_or_else(|| panic!("no plan for role {role}"))
+        self.shared
+            .policy
+            .load()
+            .plans
+            .get(role)
+            .cloned()
+            .unwrap_or_else(|| panic!("no plan for role {role}"))
     }
 }
 
@@ -433,31 +505,110 @@ struct Region {
 }
 
 const REGIONS: &[Region] = &[
-    Region { code: "110105", province: "", city_full: "北京市", city: "北京", districts: &["朝阳区", "海淀区", "东城区", "西城区"] },
-    Region { code: "310115", province: "", city_full: "上海市", city: "上海", districts: &["浦东新区", "徐汇区", "静安区", "黄浦区"] },
-    Region { code: "440305", province: "广东省", city_full: "深圳市", city: "深圳", districts: &["南山区", "福田区", "罗湖区", "宝安区"] },
-    Region { code: "440106", province: "广东省", city_full: "广州市", city: "广州", districts: &["天河区", "越秀区", "海珠区", "白云区"] },
-    Region { code: "330106", province: "浙江省", city_full: "杭州市", city: "杭州", districts: &["西湖区", "上城区", "拱墅区", "滨江区"] },
-    Region { code: "320102", province: "江苏省", city_full: "南京市", city: "南京", districts: &["玄武区", "鼓楼区", "秦淮区", "建邺区"] },
-    Region { code: "510107", province: "四川省", city_full: "成都市", city: "成都", districts: &["武侯区", "锦江区", "青羊区", "金牛区"] },
-    Region { code: "420106", province: "湖北省", city_full: "武汉市", city: "武汉", districts: &["武昌区", "江汉区", "洪山区", "汉阳区"] },
+    Region {
+        code: "110105",
+        province: "",
+        city_full: "北京市",
+        city: "北京",
+        districts: &["朝阳区", "海淀区", "东城区", "西城区"],
+    },
+    Region {
+        code: "310115",
+        province: "",
+        city_full: "上海市",
+        city: "上海",
+        districts: &["浦东新区", "徐汇区", "静安区", "黄浦区"],
+    },
+    Region {
+        code: "440305",
+        province: "广东省",
+        city_full: "深圳市",
+        city: "深圳",
+        districts: &["南山区", "福田区", "罗湖区", "宝安区"],
+    },
+    Region {
+        code: "440106",
+        province: "广东省",
+        city_full: "广州市",
+        city: "广州",
+        districts: &["天河区", "越秀区", "海珠区", "白云区"],
+    },
+    Region {
+        code: "330106",
+        province: "浙江省",
+        city_full: "杭州市",
+        city: "杭州",
+        districts: &["西湖区", "上城区", "拱墅区", "滨江区"],
+    },
+    Region {
+        code: "320102",
+        province: "江苏省",
+        city_full: "南京市",
+        city: "南京",
+        districts: &["玄武区", "鼓楼区", "秦淮区", "建邺区"],
+    },
+    Region {
+        code: "510107",
+        province: "四川省",
+        city_full: "成都市",
+        city: "成都",
+        districts: &["武侯区", "锦江区", "青羊区", "金牛区"],
+    },
+    Region {
+        code: "420106",
+        province: "湖北省",
+        city_full: "武汉市",
+        city: "武汉",
+        districts: &["武昌区", "江汉区", "洪山区", "汉阳区"],
+    },
 ];
 
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗"];
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何",
+    "高", "林", "罗",
+];
 const COMPOUND_SURNAMES: &[&str] = &["欧阳", "司马", "诸葛", "上官", "慕容"];
 const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "霞", "平", "刚", "浩",
-    "宇", "轩", "梓", "涵", "欣", "怡", "诺", "佳", "琪", "俊", "雨", "婷", "思", "博", "文", "晨", "嘉", "宁", "雪",
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超",
+    "霞", "平", "刚", "浩", "宇", "轩", "梓", "涵", "欣", "怡", "诺", "佳", "琪", "俊", "雨", "婷", "思",
+    "博", "文", "晨", "嘉", "宁", "雪",
 ];
-const STREETS: &[&str] = &["建国路", "中山路", "人民南路", "科技园路", "解放大道", "文三路", "学院路", "湖滨路", "长江路", "东风路"];
+const STREETS: &[&str] = &[
+    "建国路",
+    "中山路",
+    "人民南路",
+    "科技园路",
+    "解放大道",
+    "文三路",
+    "学院路",
+    "湖滨路",
+    "长江路",
+    "东风路",
+];
 const MOBILE_PREFIXES: &[&str] = &["130", "135", "138", "139", "150", "158", "186", "188", "199"];
 const DOMAINS: &[&str] = &["qq.com", "163.com", "126.com", "gmail.com"];
 const CARD_BINS_19: &[&str] = &["622202", "621700", "622848", "621661", "622260"];
 const CARD_BINS_16: &[&str] = &["436742", "622588", "625800"];
-const NOTE_TEXTS: &[&str] = &["老客户，偏好线上渠道", "地址变更待核实", "客户要求账单寄送至单位", "曾投诉，已处理完毕", "理财风险评估：稳健型", "备用联系电话"];
-const STATUSES: &[&str] = &["paid", "shipped", "delivered", "delivered", "cancelled", "refunded"];
+const NOTE_TEXTS: &[&str] = &[
+    "老客户，偏好线上渠道",
+    "地址变更待核实",
+    "客户要求账单寄送至单位",
+    "曾投诉，已处理完毕",
+    "理财风险评估：稳健型",
+    "备用联系电话",
+];
+const STATUSES: &[&str] = &[
+    "paid",
+    "shipped",
+    "delivered",
+    "delivered",
+    "cancelled",
+    "refunded",
+];
 const DEPARTMENTS: &[&str] = &["风控部", "信息技术部", "零售业务部", "财务部", "合规部"];
-const SUPPLIER_WORDS: &[&str] = &["腾云", "华信", "博远", "中科", "恒通", "鼎盛", "金桥", "瑞达", "星河", "天成"];
+const SUPPLIER_WORDS: &[&str] = &[
+    "腾云", "华信", "博远", "中科", "恒通", "鼎盛", "金桥", "瑞达", "星河", "天成",
+];
 const USCC_CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// Customers with ids `1..=COMMON_IDS` exist in both twins (visible or hidden); orders refer
@@ -470,18 +621,30 @@ fn digits(r: &mut SplitMix64, n: usize) -> String {
 
 fn lower(r: &mut SplitMix64, n: usize) -> String {
     const A: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..n).map(|_| char::from(A[r.below(A.len() as u64) as usize])).collect()
+    (0..n)
+        .map(|_| char::from(A[r.below(A.len() as u64) as usize]))
+        .collect()
 }
 
 fn day(y: i32, doy: u64) -> chrono::NaiveDate {
     let start = chrono::NaiveDate::from_ymd_opt(y, 1, 1).expect("date");
-    let len = if chrono::NaiveDate::from_ymd_opt(y, 2, 29).is_some() { 366 } else { 365 };
+    let len = if chrono::NaiveDate::from_ymd_opt(y, 2, 29).is_some() {
+        366
+    } else {
+        365
+    };
     start + chrono::Duration::days((doy % len) as i64)
 }
 
 fn timestamp(r: &mut SplitMix64, from_year: i32, years: u64) -> String {
     let d = day(from_year + r.below(years) as i32, r.below(366));
-    format!("{} {:02}:{:02}:{:02}", d.format("%Y-%m-%d"), r.below(24), r.below(60), r.below(60))
+    format!(
+        "{} {:02}:{:02}:{:02}",
+        d.format("%Y-%m-%d"),
+        r.below(24),
+        r.below(60),
+        r.below(60)
+    )
 }
 
 /// A resident ID: `region` + `date` + 3 sequence digits from `h` + check character.
@@ -501,7 +664,11 @@ fn mobile(v: &mut SplitMix64, h: &mut SplitMix64) -> String {
 
 /// A Luhn-valid card of `len` digits ending in `last4`, everything else from `h`.
 fn bank_card(len: usize, last4: &str, h: &mut SplitMix64) -> String {
-    let bin = if len == 19 { *h.pick(CARD_BINS_19) } else { *h.pick(CARD_BINS_16) };
+    let bin = if len == 19 {
+        *h.pick(CARD_BINS_19)
+    } else {
+        *h.pick(CARD_BINS_16)
+    };
     let middle = digits(h, len - 4 - 6);
     for x in 0..10u8 {
         // The digit right after the BIN is solved so that the whole card passes Luhn.
@@ -515,11 +682,16 @@ fn bank_card(len: usize, last4: &str, h: &mut SplitMix64) -> String {
 
 /// A person's name: surname from `v`, given name (1 or 2 characters) from `h`.
 fn person_name(v: &mut SplitMix64, h: &mut SplitMix64) -> String {
-    let surname = if v.chance(10) { *v.pick(COMPOUND_SURNAMES) } else { *v.pick(SURNAMES) };
+    let surname = if v.chance(10) {
+        *v.pick(COMPOUND_SURNAMES)
+    } else {
+        *v.pick(SURNAMES)
+    };
     let n = 1 + h.below(2) as usize;
     let mut s = surname.to_string();
     for _ in 0..n {
-        s.push_str(*h.pick(GIVEN));
+        let given: &&str = h.pick(GIVEN);
+        s.push_str(given);
     }
     s
 }
@@ -534,19 +706,33 @@ fn quote(v: &Option<String>) -> String {
 /// A customer. `v` gives what the analyst sees, `h` the rest; `twin` 0 keeps the ID's date
 /// equal to the birth date (realistic data), twin 1 draws it independently, so the date part
 /// of the ID (which the `cn_id` mask hides, year included) differs between the twins.
-fn customer(id: i64, consent: bool, v: &mut SplitMix64, h: &mut SplitMix64, twin: usize) -> Vec<Option<String>> {
+fn customer(
+    id: i64,
+    consent: bool,
+    v: &mut SplitMix64,
+    h: &mut SplitMix64,
+    twin: usize,
+) -> Vec<Option<String>> {
     let region = v.pick(REGIONS);
     let name = person_name(v, h);
     let birth_year = 1955 + v.below(50) as i32;
     let birth_null = v.chance(5);
     let birth = day(birth_year, h.below(366));
-    let id_date = if twin == 0 && !birth_null { birth } else { day(1950 + h.below(56) as i32, h.below(366)) };
+    let id_date = if twin == 0 && !birth_null {
+        birth
+    } else {
+        day(1950 + h.below(56) as i32, h.below(366))
+    };
     let id_number = resident_id(region.code, id_date, h);
     let phone = if v.chance(8) { None } else { Some(mobile(v, h)) };
     let first = lower(v, 1);
     let domain = *v.pick(DOMAINS);
     let local_len = 2 + h.below(7) as usize;
-    let email = if v.chance(5) { None } else { Some(format!("{first}{}@{domain}", lower(h, local_len))) };
+    let email = if v.chance(5) {
+        None
+    } else {
+        Some(format!("{first}{}@{domain}", lower(h, local_len)))
+    };
     let card_len = if v.chance(30) { 16 } else { 19 };
     let last4 = digits(v, 4);
     let card = Some(bank_card(card_len, &last4, h));
@@ -579,7 +765,11 @@ fn customer(id: i64, consent: bool, v: &mut SplitMix64, h: &mut SplitMix64, twin
         email,
         card,
         address,
-        if birth_null { None } else { Some(birth.format("%Y-%m-%d").to_string()) },
+        if birth_null {
+            None
+        } else {
+            Some(birth.format("%Y-%m-%d").to_string())
+        },
         Some(region.city.to_string()),
         Some(vip.to_string()),
         Some(if consent { "t" } else { "f" }.to_string()),
@@ -640,8 +830,14 @@ pub fn generate(twin: usize) -> Vec<Table> {
         let salary = format!("{}.{:02}", 8_000 + h.below(52_000), h.below(100));
         let region = v.pick(REGIONS);
         let id_number = resident_id(region.code, day(1960 + h.below(40) as i32, h.below(366)), &mut h);
-        let phone = if v.chance(10) { None } else { Some(mobile(&mut v, &mut h)) };
-        let hired = day(2005 + v.below(20) as i32, v.below(366)).format("%Y-%m-%d").to_string();
+        let phone = if v.chance(10) {
+            None
+        } else {
+            Some(mobile(&mut v, &mut h))
+        };
+        let hired = day(2005 + v.below(20) as i32, v.below(366))
+            .format("%Y-%m-%d")
+            .to_string();
         employees.push(vec![
             Some(id.to_string()),
             Some(name),
@@ -654,7 +850,11 @@ pub fn generate(twin: usize) -> Vec<Table> {
     }
     let mut suppliers = Vec::new();
     for id in 1..=10i64 {
-        let name = format!("{}{}有限公司", v.pick(SUPPLIER_WORDS), v.pick(&["科技", "物流", "咨询", "印务"]));
+        let name = format!(
+            "{}{}有限公司",
+            v.pick(SUPPLIER_WORDS),
+            v.pick(&["科技", "物流", "咨询", "印务"])
+        );
         let region = v.pick(REGIONS);
         let mut uscc = format!("91{}", region.code);
         for _ in 0..10 {
@@ -667,18 +867,45 @@ pub fn generate(twin: usize) -> Vec<Table> {
         Table {
             name: "customers",
             columns: vec![
-                "id", "name", "id_number", "phone", "email", "bank_card", "address", "birth_date", "city",
-                "vip_level", "consent_transfer", "notes", "created_at",
+                "id",
+                "name",
+                "id_number",
+                "phone",
+                "email",
+                "bank_card",
+                "address",
+                "birth_date",
+                "city",
+                "vip_level",
+                "consent_transfer",
+                "notes",
+                "created_at",
             ],
             rows: customers,
         },
-        Table { name: "orders", columns: vec!["id", "customer_id", "order_no", "amount", "status", "ordered_at"], rows: orders },
+        Table {
+            name: "orders",
+            columns: vec!["id", "customer_id", "order_no", "amount", "status", "ordered_at"],
+            rows: orders,
+        },
         Table {
             name: "employees",
-            columns: vec!["id", "name", "department", "salary", "id_number", "phone", "hired_on"],
+            columns: vec![
+                "id",
+                "name",
+                "department",
+                "salary",
+                "id_number",
+                "phone",
+                "hired_on",
+            ],
             rows: employees,
         },
-        Table { name: "suppliers", columns: vec!["id", "name", "uscc", "contact_phone"], rows: suppliers },
+        Table {
+            name: "suppliers",
+            columns: vec!["id", "name", "uscc", "contact_phone"],
+            rows: suppliers,
+        },
     ]
 }
 
@@ -719,7 +946,10 @@ pub struct World {
 
 /// Reads a table as text values, ordered by its first column.
 async fn read_table(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    let msgs = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let msgs = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     msgs.into_iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => {
@@ -743,9 +973,11 @@ impl World {
             })
             .unwrap_or_else(|e| panic!("PostgreSQL 15 is required for this test: {e}"));
             c.create_db("seller_tpl").expect("create template");
-            c.psql("seller_tpl", pgveil::demo::data::SCHEMA_SQL).expect("schema");
+            c.psql("seller_tpl", pgveil::demo::data::SCHEMA_SQL)
+                .expect("schema");
             for db in TWINS.iter().chain([&MASKED_DB]) {
-                c.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE seller_tpl")).expect("create db");
+                c.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE seller_tpl"))
+                    .expect("create db");
             }
             c
         })
@@ -753,7 +985,10 @@ impl World {
         .expect("join");
         for (i, db) in TWINS.iter().enumerate() {
             let client = cluster.connect(db).await.expect("connect twin");
-            client.batch_execute(&insert_sql(&twins[i])).await.unwrap_or_else(|e| panic!("load {db}: {e:?}"));
+            client
+                .batch_execute(&insert_sql(&twins[i]))
+                .await
+                .unwrap_or_else(|e| panic!("load {db}: {e:?}"));
             client.batch_execute("ANALYZE").await.expect("analyze");
         }
         let rules = rules_dir();
@@ -765,19 +1000,28 @@ impl World {
         assert!(!plan.unrestricted, "the demo's analyst must be restricted");
         let twin_report = check_twins(&cluster, &plan).await;
         build_masked_copy(&cluster, &plan).await;
-        World { cluster, proxies, plan, twin_report }
+        World {
+            cluster,
+            proxies,
+            plan,
+            twin_report,
+        }
     }
 
     /// A connection to pgveil (twin `i`) as the analyst.
     pub async fn analyst(&self, i: usize) -> Conn {
         let addr = self.proxies[i].addr.to_string();
-        Conn::connect(&addr, ANALYST.0, ANALYST.1, TWINS[i]).await.unwrap_or_else(|e| panic!("analyst login: {e}"))
+        Conn::connect(&addr, ANALYST.0, ANALYST.1, TWINS[i])
+            .await
+            .unwrap_or_else(|e| panic!("analyst login: {e}"))
     }
 
     /// A direct superuser connection to database `db`.
     pub async fn direct(&self, db: &str) -> Conn {
         let addr = format!("{}:{}", self.cluster.host(), self.cluster.port());
-        let mut c = Conn::connect(&addr, "postgres", "", db).await.unwrap_or_else(|e| panic!("direct {db}: {e}"));
+        let mut c = Conn::connect(&addr, "postgres", "", db)
+            .await
+            .unwrap_or_else(|e| panic!("direct {db}: {e}"));
         c.must("SET statement_timeout = '20s'").await;
         c
     }
@@ -791,7 +1035,10 @@ struct TableRules {
 }
 
 fn table_rules(plan: &RolePlan, table: &str) -> Option<TableRules> {
-    let tp = plan.tables.values().find(|t| t.schema == "public" && t.name == table)?;
+    let tp = plan
+        .tables
+        .values()
+        .find(|t| t.schema == "public" && t.name == table)?;
     let mut masks = HashMap::new();
     let mut denied = Vec::new();
     for c in &tp.columns {
@@ -803,7 +1050,11 @@ fn table_rules(plan: &RolePlan, table: &str) -> Option<TableRules> {
             ColumnAction::Deny => denied.push(c.name.clone()),
         }
     }
-    Some(TableRules { masks, denied, filter: tp.row_filter.as_ref().map(|(f, _)| f.clone()) })
+    Some(TableRules {
+        masks,
+        denied,
+        filter: tp.row_filter.as_ref().map(|(f, _)| f.clone()),
+    })
 }
 
 fn mask_text(m: &Mask, v: &Option<String>) -> Option<String> {
@@ -837,14 +1088,22 @@ async fn check_twins(cluster: &Cluster, plan: &RolePlan) -> String {
         if rules.is_some() {
             protected += 1;
         }
-        let rules = rules.unwrap_or(TableRules { masks: HashMap::new(), denied: Vec::new(), filter: None });
+        let rules = rules.unwrap_or(TableRules {
+            masks: HashMap::new(),
+            denied: Vec::new(),
+            filter: None,
+        });
         let all = format!("SELECT * FROM {table} ORDER BY id");
         let visible = match &rules.filter {
             Some(f) => format!("SELECT * FROM {table} WHERE ({f}) ORDER BY id"),
             None => all.clone(),
         };
         let (ra, rb) = (read_table(&a, &visible).await, read_table(&b, &visible).await);
-        assert_eq!(ra.len(), rb.len(), "{table}: the twins must have the same visible rows");
+        assert_eq!(
+            ra.len(),
+            rb.len(),
+            "{table}: the twins must have the same visible rows"
+        );
         let mut differing = vec![0usize; cols.len()];
         let mut non_null = vec![0usize; cols.len()];
         for (x, y) in ra.iter().zip(&rb) {
@@ -884,16 +1143,29 @@ async fn check_twins(cluster: &Cluster, plan: &RolePlan) -> String {
                 );
             }
             if hidden || differing[i] > 0 {
-                writeln!(report, "  {table}.{col}: {}/{} visible rows differ", differing[i], ra.len()).ok();
+                writeln!(
+                    report,
+                    "  {table}.{col}: {}/{} visible rows differ",
+                    differing[i],
+                    ra.len()
+                )
+                .ok();
             }
         }
         if let Some(f) = &rules.filter {
             let hidden_q = format!("SELECT * FROM {table} WHERE NOT coalesce(({f}), false) ORDER BY id");
             let (ha, hb) = (read_table(&a, &hidden_q).await, read_table(&b, &hidden_q).await);
-            assert_ne!(ha.len(), hb.len(), "{table}: rows outside the row filter must differ in number");
+            assert_ne!(
+                ha.len(),
+                hb.len(),
+                "{table}: rows outside the row filter must differ in number"
+            );
             let common = ha.iter().zip(&hb).filter(|(x, y)| x[0] == y[0]).count();
             let same = ha.iter().zip(&hb).filter(|(x, y)| x[1..] == y[1..]).count();
-            assert_eq!(same, 0, "{table}: rows outside the row filter must differ in content");
+            assert_eq!(
+                same, 0,
+                "{table}: rows outside the row filter must differ in content"
+            );
             writeln!(
                 report,
                 "  {table}: {} visible rows; hidden rows {} vs {} ({common} share an id, none share content)",
@@ -909,7 +1181,10 @@ async fn check_twins(cluster: &Cluster, plan: &RolePlan) -> String {
             assert_eq!(fa.len(), fb.len(), "{table}: row counts differ");
         }
     }
-    assert!(protected >= 3, "expected customers, orders/employees and suppliers to be protected");
+    assert!(
+        protected >= 3,
+        "expected customers, orders/employees and suppliers to be protected"
+    );
     report
 }
 
@@ -919,7 +1194,9 @@ async fn build_masked_copy(cluster: &Cluster, plan: &RolePlan) {
     let a = cluster.connect(TWINS[0]).await.expect("connect a");
     let m = cluster.connect(MASKED_DB).await.expect("connect m");
     // Orders of customers outside the row filter stay: orders are visible whole.
-    m.batch_execute("ALTER TABLE orders DROP CONSTRAINT orders_customer_id_fkey").await.expect("drop fk");
+    m.batch_execute("ALTER TABLE orders DROP CONSTRAINT orders_customer_id_fkey")
+        .await
+        .expect("drop fk");
     let mut tables = Vec::new();
     for table in ["customers", "orders", "employees", "suppliers"] {
         let cols: Vec<String> = read_table(
@@ -933,18 +1210,28 @@ async fn build_masked_copy(cluster: &Cluster, plan: &RolePlan) {
         .into_iter()
         .map(|r| r[0].clone().expect("name"))
         .collect();
-        let rules = table_rules(plan, table).unwrap_or(TableRules { masks: HashMap::new(), denied: Vec::new(), filter: None });
+        let rules = table_rules(plan, table).unwrap_or(TableRules {
+            masks: HashMap::new(),
+            denied: Vec::new(),
+            filter: None,
+        });
         let q = match &rules.filter {
             Some(f) => format!("SELECT * FROM {table} WHERE ({f}) ORDER BY id"),
             None => format!("SELECT * FROM {table} ORDER BY id"),
         };
         let rows = read_table(&a, &q).await;
         for d in &rules.denied {
-            m.batch_execute(&format!("ALTER TABLE {table} DROP COLUMN {d} CASCADE")).await.expect("drop denied");
+            m.batch_execute(&format!("ALTER TABLE {table} DROP COLUMN {d} CASCADE"))
+                .await
+                .expect("drop denied");
         }
-        let keep: Vec<usize> = (0..cols.len()).filter(|&i| !rules.denied.contains(&cols[i])).collect();
-        let columns: Vec<&'static str> =
-            keep.iter().map(|&i| &*Box::leak(cols[i].clone().into_boxed_str())).collect();
+        let keep: Vec<usize> = (0..cols.len())
+            .filter(|&i| !rules.denied.contains(&cols[i]))
+            .collect();
+        let columns: Vec<&'static str> = keep
+            .iter()
+            .map(|&i| &*Box::leak(cols[i].clone().into_boxed_str()))
+            .collect();
         let rows = rows
             .iter()
             .map(|r| {
@@ -956,9 +1243,15 @@ async fn build_masked_copy(cluster: &Cluster, plan: &RolePlan) {
                     .collect()
             })
             .collect();
-        tables.push(Table { name: Box::leak(table.to_string().into_boxed_str()), columns, rows });
+        tables.push(Table {
+            name: Box::leak(table.to_string().into_boxed_str()),
+            columns,
+            rows,
+        });
     }
-    m.batch_execute(&insert_sql(&tables)).await.unwrap_or_else(|e| panic!("load masked copy: {e:?}"));
+    m.batch_execute(&insert_sql(&tables))
+        .await
+        .unwrap_or_else(|e| panic!("load masked copy: {e:?}"));
     // Put the foreign key back as the catalog shows it upstream (psql's \d shows it), without
     // checking it: orders of customers outside the row filter refer to rows that are not here.
     m.batch_execute(
@@ -969,4 +1262,76 @@ async fn build_masked_copy(cluster: &Cluster, plan: &RolePlan) {
     .await
     .expect("restore fk");
     m.batch_execute("ANALYZE").await.expect("analyze");
+}
+
+/// Builders of frontend messages for protocol-level attacks.
+pub mod msg {
+    use bytes::BytesMut;
+    use pgveil::wire::BodyWriter;
+
+    pub fn query(out: &mut BytesMut, sql: &str) {
+        let mut m = BodyWriter::new(out, b'Q');
+        m.cstr(sql);
+        m.finish();
+    }
+
+    /// Parse with explicit parameter type OIDs (0 = let the server infer).
+    pub fn parse(out: &mut BytesMut, name: &str, sql: &str, types: &[u32]) {
+        let mut m = BodyWriter::new(out, b'P');
+        m.cstr(name).cstr(sql).i16(types.len() as i16);
+        for t in types {
+            m.i32(*t as i32);
+        }
+        m.finish();
+    }
+
+    /// Bind with text parameters and one result format for all columns.
+    pub fn bind(out: &mut BytesMut, portal: &str, stmt: &str, params: &[Option<&str>], format: i16) {
+        let mut m = BodyWriter::new(out, b'B');
+        m.cstr(portal).cstr(stmt).i16(0).i16(params.len() as i16);
+        for p in params {
+            m.value(p.map(str::as_bytes));
+        }
+        m.i16(1).i16(format);
+        m.finish();
+    }
+
+    /// Describe a statement (`b'S'`) or a portal (`b'P'`).
+    pub fn describe(out: &mut BytesMut, kind: u8, name: &str) {
+        let mut m = BodyWriter::new(out, b'D');
+        m.u8(kind).cstr(name);
+        m.finish();
+    }
+
+    pub fn execute(out: &mut BytesMut, portal: &str, max_rows: i32) {
+        let mut m = BodyWriter::new(out, b'E');
+        m.cstr(portal).i32(max_rows);
+        m.finish();
+    }
+
+    /// Close a statement (`b'S'`) or a portal (`b'P'`).
+    pub fn close(out: &mut BytesMut, kind: u8, name: &str) {
+        let mut m = BodyWriter::new(out, b'C');
+        m.u8(kind).cstr(name);
+        m.finish();
+    }
+
+    pub fn sync(out: &mut BytesMut) {
+        BodyWriter::new(out, b'S').finish();
+    }
+
+    pub fn flush(out: &mut BytesMut) {
+        BodyWriter::new(out, b'H').finish();
+    }
+
+    /// The legacy FunctionCall message: calls a function by OID with text arguments.
+    pub fn function_call(out: &mut BytesMut, oid: u32, args: &[Option<&str>], format: i16) {
+        let mut m = BodyWriter::new(out, b'F');
+        m.i32(oid as i32).i16(1).i16(0).i16(args.len() as i16);
+        for a in args {
+            m.value(a.map(str::as_bytes));
+        }
+        m.i16(format);
+        m.finish();
+    }
 }

@@ -228,6 +228,12 @@ public class PgjdbcTest {
                 bad.isEmpty() && masked.size() > 1, bad.subList(0, Math.min(3, bad.size())));
     }
 
+    static String copyOut(Connection c, String sql) throws Exception {
+        java.io.StringWriter out = new java.io.StringWriter();
+        new org.postgresql.copy.CopyManager(c.unwrap(org.postgresql.core.BaseConnection.class)).copyOut(sql, out);
+        return out.toString();
+    }
+
     static final String[] TABLES = {"customers", "employees", "orders", "suppliers"};
 
     static void metadata(Connection a, Connection d) throws SQLException {
@@ -447,6 +453,19 @@ public class PgjdbcTest {
                     c.commit();
                     c.setAutoCommit(true);
                 }
+            });
+            group("COPY TO STDOUT (CopyManager)", () -> {
+                String sql = "COPY (SELECT id, city, vip_level FROM customers ORDER BY id) TO STDOUT (FORMAT csv)";
+                String dsql = "COPY (SELECT id, city, vip_level FROM customers WHERE consent_transfer ORDER BY id) TO STDOUT (FORMAT csv)";
+                String got = copyOut(a, sql), want = copyOut(d, dsql);
+                ok("copyOut csv: has rows", want.split("\n").length > 100, want.length());
+                ok("copyOut csv: same as direct", got.equals(want), got.substring(0, Math.min(200, got.length())));
+                String phones = copyOut(a, "COPY customers (id, phone) TO STDOUT");
+                boolean masked = !phones.isEmpty();
+                for (String line : phones.split("\n")) {
+                    masked &= m(PHONE, line.split("\t")[1]);
+                }
+                ok("copyOut of a table: phones masked", masked, phones.substring(0, Math.min(200, phones.length())));
             });
             group("refusals", () -> {
                 for (String sql : new String[] {"SELECT name, salary FROM employees", "SELECT * FROM employees"}) {

@@ -109,6 +109,16 @@ def copy():
           len(lines) == len(clear) and not bad, f"{len(lines)} vs {len(clear)}; {bad[:3]}")
 
 
+def copy_binary():
+    sql = "COPY (SELECT id, phone, birth_date FROM customers ORDER BY id) TO STDOUT (FORMAT BINARY)"
+    with analyst.cursor() as cur, cur.copy(sql) as cp:
+        cp.set_types(["int4", "varchar", "date"])
+        got = list(cp.rows())
+    want = fetch(analyst, "SELECT id, phone, birth_date FROM customers ORDER BY id")[1]
+    ck.ok("COPY TO STDOUT (FORMAT BINARY): has rows", len(want) > 100)
+    ck.eq("COPY TO STDOUT (FORMAT BINARY): the same masked rows as SELECT", got, want)
+
+
 def denied():
     for sql in DENIED_SQL:
         for binary in (False, True):
@@ -147,6 +157,11 @@ def auditor():
         ck.ok("auditor: tokens are distinct per distinct ID", len({t for _, t in text}) == len(set(clear.values())))
         again = fetch(conn, "SELECT id, id_number FROM customers WHERE id = %s", (text[0][0],), binary=True)[1]
         ck.eq("auditor: same token with parameters", again, text[:1])
+        try:
+            copy_out(conn, "COPY (SELECT id, id_number FROM customers) TO STDOUT")
+            ck.ok("auditor: COPY of a keyed (token) column refused", False, "it ran")
+        except errors.FeatureNotSupported as e:
+            ck.ok("auditor: COPY of a keyed (token) column refused with 0A000", e.sqlstate == "0A000", str(e))
         got = fetch(conn, "SELECT id, amount FROM orders ORDER BY id")
         ck.eq("auditor: orders.amount (internal) in clear", got, fetch(direct, "SELECT id, amount FROM orders ORDER BY id"))
 
@@ -162,7 +177,8 @@ def dba():
 
 
 for name, fn in [("visible data", visible), ("parameters", parameters), ("masks", masks),
-                 ("server-side cursor", server_side_cursor), ("COPY", copy), ("refusals", denied),
+                 ("server-side cursor", server_side_cursor), ("COPY", copy), ("COPY binary", copy_binary),
+                 ("refusals", denied),
                  ("auditor", auditor), ("dba", dba)]:
     ck.run(name, fn)
 ck.finish()

@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""Helpers of the macro benchmark (bench/run.sh); standard library only.
+
+    lib.py freeport                      a free TCP port on 127.0.0.1
+    lib.py cpu POSTMASTER_PID PROXY_PID  CPU ticks so far: "<postgres> <proxy>"
+    lib.py cpudiff "BEFORE" "AFTER"      seconds between two `cpu` readings: "<pg>\t<proxy>"
+    lib.py rss PID                       "<VmRSS kB> <VmHWM kB>" ("0 0" for pid 0)
+    lib.py report RESULTS.tsv OUT.md ... the report, between the markers of OUT.md
+
+CPU of PostgreSQL is the postmaster's own and reaped children's time (utime, stime, cutime,
+cstime of /proc/<postmaster>/stat) plus the utime+stime of its live children: backends that
+exit between two readings are counted through the postmaster's cutime/cstime, so the
+difference of two readings is the whole server's CPU in between. A proxy is one process; its
+stat sums all its threads.
+"""
+import json
+import os
+import re
+import socket
+import statistics
+import sys
+import time
+from collections import defaultdict
+
+TICK = os.sysconf("SC_CLK_TCK")
+BEGIN = "<!-- bench:begin (written by bench/run.sh; edit outside the markers) -->"
+END = "<!-- bench:end -->"
+
+
+def freeport():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def stat_fields(pid):
+    """Fields of /proc/pid/stat after the command name (field 3 is index 0)."""
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu(postmaster, proxy):
+    postmaster, proxy = int(postmaster), int(proxy)
+    f = stat_fields(postmaster)
+    # utime=14, stime=15, cutime=16, cstime=17 (1-based) -> indices 11..14 here.
+    pg = sum(int(x) for x in f[11:15])
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            g = stat_fields(d)
+        except (OSError, ValueError):
+            continue
+        if int(g[1]) == postmaster:
+            pg += int(g[11]) + int(g[12])
+    px = 0
+    if proxy:
+        g = stat_fields(proxy)
+        px = int(g[11]) + int(g[12])
+    return pg, px
+
+
+def rss(pid):
+    pid = int(pid)
+    if pid == 0:
+        return 0, 0
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0])
+    return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Report
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        header = f.readline().rstrip("\n").split("\t")
+        for line in f:
+            vals = line.rstrip("\n").split("\t")
+            vals += [""] * (len(header) - len(vals))
+            rows.append(dict(zip(header, vals)))
+    return rows
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def fmt(x, digits=0):
+    if x is None or x != x:
+        return "–"
+    return f"{x:,.{digits}f}"
+
+
+def ratio_stats(by_rep, base_by_rep, higher_is_better=True):
+    """Per-repetition ratios to the baseline of the same repetition: (median, min, max)."""
+    rs = []
+    for rep, v in by_rep.items():
+        b = base_by_rep.get(rep)
+        if b is None or v == 0 or b == 0:
+            continue
+        rs.append(v / b if higher_is_better else b / v)
+    if not rs:
+        return None
+    return med(rs), min(rs), max(rs)
+
+
+def fmt_ratio(r):
+    if r is None:
+        return "–"
+    m, lo, hi = r
+    return f"**{m:.2f}** ({lo:.2f}–{hi:.2f})"
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    kernel = os.uname().release
+    return {
+        "nproc": os.cpu_count(),
+        "model": model,
+        "memory": mem,
+        "kernel": kernel,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load": load,
+    }
+
+
+def criterion_figures(root):
+    """Median point estimates of every criterion benchmark under root (target/criterion)."""
+    out = []
+    if not os.path.isdir(root):
+        return out
+    for dirpath, _dirs, files in os.walk(root):
+        if "estimates.json" in files and os.path.basename(dirpath) == "new":
+            bench_dir = os.path.dirname(dirpath)
+            try:
+                with open(os.path.join(dirpath, "estimates.json")) as f:
+                    est = json.load(f)
+                with open(os.path.join(dirpath, "benchmark.json")) as f:
+                    meta = json.load(f)
+            except (OSError, ValueError):
+                continue
+            name = meta.get("full_id") or os.path.relpath(bench_dir, root)
+            out.append((name, est["median"]["point_estimate"], os.path.getmtime(dirpath)))
+    return sorted(out)
+
+
+def ns(x):
+    if x >= 1e6:
+        return f"{x / 1e6:.2f} ms"
+    if x >= 1e3:
+        return f"{x / 1e3:.2f} µs"
+    return f"{x:.0f} ns"
+
+
+def report(args):
+    results, out_path = args[0], args[1]
+    opts = {}
+    it = iter(args[2:])
+    for k in it:
+        opts[k.lstrip("-")] = next(it, "")
+    rows = load(results)
+    # (section, test, target) -> rep -> row
+    data = defaultdict(dict)
+    for r in rows:
+        data[(r["section"], r["test"], r["target"])][r["rep"]] = r
+
+    def values(section, test, target):
+        return {rep: float(r["value"]) for rep, r in data.get((section, test, target), {}).items() if r["value"]}
+
+    def cpu_per(section, test, target, which):
+        """Median CPU µs per unit (transaction, connection, or the whole stream in s)."""
+        xs = []
+        for r in data.get((section, test, target), {}).values():
+            # Streams report CPU per whole stream; the others per transaction or connection.
+            n = float(r["units"].split("/")[1]) if "/" in r["units"] and section != "stream" else 1.0
+            pg = float(r["pg_cpu_s"] or 0)
+            px = float(r["proxy_cpu_s"] or 0)
+            v = {"stack": pg + px, "proxy": px, "pg": pg}[which]
+            xs.append(v / n * 1e6)
+        return med(xs)
+
+    m = machine()
+    L = []
+    L.append(BEGIN)
+    L.append("")
+    L.append(f"Run of {m['date']}: `{opts.get('command', 'bench/run.sh')}`")
+    L.append("")
+    L.append(
+        f"Machine: {m['nproc']} CPUs ({m['model']}), {m['memory']} RAM, Linux {m['kernel']}; "
+        f"load average at the end {m['load']}. {opts.get('pg-version', '')}; "
+        f"{opts.get('bouncer-version') or 'PgBouncer not installed'}. Shared with other jobs: "
+        "compare ratios within this run only, never absolute figures across runs."
+    )
+    L.append("")
+    L.append(
+        f"Settings: pgbench scale {opts.get('scale')}, `-T {opts.get('t')}` per run, {opts.get('reps')} interleaved "
+        f"repetitions (the order of the targets rotates each repetition); wide table "
+        f"{int(opts.get('rows', 0)):,} rows x 10 columns; SCRAM-SHA-256 on every TCP login "
+        "(PostgreSQL, PgBouncer, pgveil); PgBouncer in session mode; pgveil with `RUST_LOG=warn`. "
+        "Figures: median over the repetitions, (min–max) of the per-repetition values; ratios are "
+        "taken per repetition against direct in the same repetition. CPU is the whole server side "
+        "(every PostgreSQL process + the proxy) from /proc utime+stime; clients are not counted."
+    )
+    L.append("")
+
+    # --- pgbench
+    targets = ["direct", "pgbouncer", "pgveil_full", "pgveil_masked"]
+    names = {
+        "direct": "direct",
+        "pgbouncer": "PgBouncer",
+        "pgveil_full": "pgveil unrestricted",
+        "pgveil_masked": "pgveil restricted",
+        "direct_masksql": "direct, pgveil's masking SQL",
+    }
+    present = [t for t in targets if any(k[2] == t and k[0] == "pgbench" for k in data)]
+    L.append("### pgbench -S (TPS; ratio to direct)")
+    L.append("")
+    L.append("Direct and PgBouncer run as the `postgres` superuser; the role only matters to pgveil.")
+    L.append("")
+    L.append("| mode, clients | direct TPS | " + " | ".join(names[t] for t in present if t != "direct") + " |")
+    L.append("|---|---|" + "---|" * (len(present) - 1))
+    tests = [f"{mo} c{c}" for mo in ("simple", "extended", "prepared") for c in (1, 16)]
+    for test in tests:
+        base = values("pgbench", test, "direct")
+        if not base:
+            continue
+        bv = list(base.values())
+        cells = [f"{fmt(med(bv))} ({fmt(min(bv))}–{fmt(max(bv))})"]
+        for t in present:
+            if t == "direct":
+                continue
+            cells.append(fmt_ratio(ratio_stats(values("pgbench", test, t), base)))
+        L.append(f"| {test} | " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("CPU per transaction, whole server side (PostgreSQL + proxy), µs; in brackets the proxy's own share:")
+    L.append("")
+    L.append("| mode, clients | " + " | ".join(names[t] for t in present) + " |")
+    L.append("|---|" + "---|" * len(present))
+    for test in tests:
+        if not values("pgbench", test, "direct"):
+            continue
+        cells = []
+        for t in present:
+            s = cpu_per("pgbench", test, t, "stack")
+            p = cpu_per("pgbench", test, t, "proxy")
+            cells.append(fmt(s, 1) + ("" if t == "direct" else f" ({fmt(p, 1)})"))
+        L.append(f"| {test} | " + " | ".join(cells) + " |")
+    L.append("")
+
+    # --- streams
+    st_targets = ["direct", "direct_masksql", "pgbouncer", "pgveil_full", "pgveil_masked"]
+    st_present = [t for t in st_targets if any(k[0] == "stream" and k[2] == t for k in data)]
+    if st_present:
+        L.append(f"### The wide result: {int(opts.get('rows', 0)):,} rows x 10 columns (throughput ratio to direct)")
+        L.append("")
+        L.append(
+            "text: `psql -A -t -c 'SELECT * FROM wide' > /dev/null`; binary: `bench_client binary` "
+            "(tokio-postgres `query_raw`, every column in binary, streamed); COPY: "
+            "`psql -c 'COPY (SELECT * FROM wide) TO STDOUT' > /dev/null`. \"direct, pgveil's masking "
+            "SQL\" runs the text pgveil forwards for the restricted role directly against PostgreSQL: "
+            "the cost of computing the masks in the database, without the proxy."
+        )
+        L.append("")
+        L.append("| format | direct seconds | " + " | ".join(names[t] for t in st_present if t != "direct") + " |")
+        L.append("|---|---|" + "---|" * (len(st_present) - 1))
+        for test in ("text", "binary", "copy"):
+            base = values("stream", test, "direct")
+            if not base:
+                continue
+            bv = list(base.values())
+            cells = [f"{fmt(med(bv), 2)} ({fmt(min(bv), 2)}–{fmt(max(bv), 2)})"]
+            for t in st_present:
+                if t == "direct":
+                    continue
+                cells.append(fmt_ratio(ratio_stats(values("stream", test, t), base, higher_is_better=False)))
+            L.append(f"| {test} | " + " | ".join(cells) + " |")
+        L.append("")
+        L.append("Server-side CPU seconds per stream (PostgreSQL + proxy; in brackets the proxy's own):")
+        L.append("")
+        L.append("| format | " + " | ".join(names[t] for t in st_present) + " |")
+        L.append("|---|" + "---|" * len(st_present))
+        for test in ("text", "binary", "copy"):
+            cells = []
+            for t in st_present:
+                s = cpu_per("stream", test, t, "stack") / 1e6
+                p = cpu_per("stream", test, t, "proxy") / 1e6
+                cells.append(fmt(s, 2) + ("" if t.startswith("direct") else f" ({fmt(p, 2)})"))
+            L.append(f"| {test} | " + " | ".join(cells) + " |")
+        L.append("")
+        hs = int(opts.get("hwm-streams") or 0)
+        L.append(
+            f"pgveil peak RSS (VmHWM) after all pgbench runs and wide-result streams: **{hs / 1024:.1f} MiB**."
+        )
+        L.append("")
+
+    # --- connections
+    c_present = [t for t in targets if any(k[0] == "connect" and k[2] == t for k in data)]
+    if c_present:
+        L.append(f"### Connections: {opts.get('conns')} opened and closed in sequence (`pgbench -C -S -t {opts.get('conns')} -c 1`)")
+        L.append("")
+        L.append("| | " + " | ".join(names[t] for t in c_present) + " |")
+        L.append("|---|" + "---|" * len(c_present))
+        base = values("connect", "connect", "direct")
+        bv = list(base.values())
+        cells = [f"{fmt(med(bv))} ({fmt(min(bv))}–{fmt(max(bv))})"]
+        for t in c_present[1:]:
+            cells.append(fmt_ratio(ratio_stats(values("connect", "connect", t), base)))
+        L.append("| connections/s (ratio to direct) | " + " | ".join(cells) + " |")
+        cells = []
+        for t in c_present:
+            s = cpu_per("connect", "connect", t, "stack")
+            p = cpu_per("connect", "connect", t, "proxy")
+            cells.append(fmt(s) + ("" if t == "direct" else f" ({fmt(p)})"))
+        L.append("| server CPU µs per connection (proxy) | " + " | ".join(cells) + " |")
+        L.append("")
+
+    # --- idle
+    i_present = [t for t in targets if any(k[0] == "idle" and k[2] == t and k[1].startswith("pgbench") for k in data)]
+    if i_present:
+        test = next(k[1] for k in data if k[0] == "idle" and k[1].startswith("pgbench"))
+        L.append(f"### {opts.get('idle')} idle sessions held while `pgbench -S -M prepared -c 8` runs")
+        L.append("")
+        L.append("| | " + " | ".join(names[t] for t in i_present) + " |")
+        L.append("|---|" + "---|" * len(i_present))
+        base = values("idle", test, "direct")
+        bv = list(base.values())
+        cells = [f"{fmt(med(bv))} ({fmt(min(bv))}–{fmt(max(bv))})"]
+        for t in i_present[1:]:
+            cells.append(fmt_ratio(ratio_stats(values("idle", test, t), base)))
+        L.append("| TPS (ratio to direct with the same idle sessions) | " + " | ".join(cells) + " |")
+        cells = []
+        for t in i_present:
+            rs = data.get(("idle", "proxy rss before/with idle (kB)", t), {})
+            if t == "direct" or not rs:
+                cells.append("–")
+                continue
+            before = med([float(r["proxy_rss_kb"]) for r in rs.values()])
+            with_idle = med([float(r["value"]) for r in rs.values()])
+            cells.append(f"{before / 1024:.1f} -> {with_idle / 1024:.1f} MiB (+{(with_idle - before) / 1024:.1f})")
+        L.append("| proxy RSS before -> with the idle sessions | " + " | ".join(cells) + " |")
+        he = int(opts.get("hwm-end") or 0)
+        L.append("")
+        L.append(f"pgveil peak RSS (VmHWM) at the end of the run: **{he / 1024:.1f} MiB**.")
+        L.append("")
+
+    # --- criterion
+    crit = criterion_figures(opts.get("criterion", os.path.join(os.path.dirname(out_path), "target", "criterion")))
+    crit = [c for c in crit if c[0].split("/")[0] in ("analysis", "policy", "datarow")]
+    if crit:
+        L.append("### Micro-benchmarks (criterion, `cargo bench --bench analysis --bench datarow`; last run on this machine)")
+        L.append("")
+        L.append("| benchmark | median |")
+        L.append("|---|---|")
+        for name, est, _mtime in crit:
+            L.append(f"| {name} | {ns(est)} |")
+        L.append("")
+
+    sample = opts.get("sample")
+    if sample and os.path.exists(sample):
+        with open(sample) as f:
+            txt = f.read().rstrip()
+        L.append("What the restricted login reads (first rows of the wide table, through pgveil):")
+        L.append("")
+        L.append("```")
+        L.append(txt)
+        L.append("```")
+        L.append("")
+    L.append(END)
+    block = "\n".join(L)
+
+    old = ""
+    if os.path.exists(out_path):
+        with open(out_path) as f:
+            old = f.read()
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
+    else:
+        new = "# Benchmarks\n\n" + block + "\n" + (("\n" + old) if old else "")
+    with open(out_path, "w") as f:
+        f.write(new)
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "freeport":
+        print(freeport())
+    elif cmd == "cpu":
+        pg, px = cpu(args[0], args[1])
+        print(f"{pg} {px}")
+    elif cmd == "cpudiff":
+        b = [int(x) for x in args[0].split()]
+        a = [int(x) for x in args[1].split()]
+        print(f"{(a[0] - b[0]) / TICK:.2f}\t{(a[1] - b[1]) / TICK:.2f}")
+    elif cmd == "rss":
+        r, h = rss(args[0])
+        print(f"{r} {h}")
+    elif cmd == "report":
+        report(args)
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
