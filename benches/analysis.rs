@@ -210,11 +210,17 @@ fn policy(c: &mut Criterion) {
         .get("public", "customers")
         .unwrap_or_else(|| panic!("the demo schema has no public.customers"));
     // `SELECT * FROM customers`: 13 fields straight from the table.
-    let fields: Vec<(u32, i16)> = customers.columns.iter().map(|col| (customers.oid, col.attnum)).collect();
+    let fields: Vec<(u32, i16)> = customers
+        .columns
+        .iter()
+        .map(|col| (customers.oid, col.attnum))
+        .collect();
     let plans = &s.plans;
     c.bench_function("policy/role_lookup_and_fields/analyst/customers_star", |b| {
         b.iter(|| {
-            let p = plans.get(black_box("analyst")).map(|p| judge_fields(black_box(&fields), p));
+            let p = plans
+                .get(black_box("analyst"))
+                .map(|p| judge_fields(black_box(&fields), p));
             black_box(p)
         })
     });

@@ -52,7 +52,12 @@ fn row_values(i: u64, format: Format) -> Vec<Vec<u8>> {
             text(id.to_string()),
             text(vip.to_string()),
             text(amount.clone()),
-            text(format!("2025-{:02}-{:02} 12:34:56.{:06}", 1 + i % 12, 1 + i % 28, i)),
+            text(format!(
+                "2025-{:02}-{:02} 12:34:56.{:06}",
+                1 + i % 12,
+                1 + i % 28,
+                i
+            )),
         ),
         Format::Binary => (
             id.to_be_bytes().to_vec(),

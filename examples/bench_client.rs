@@ -72,7 +72,11 @@ async fn binary(url: &str, sql: &str) -> Result<(), BoxError> {
         .map_err(|e| format!("query: {e}"))?;
     pin_mut!(stream);
     let (mut rows, mut bytes) = (0u64, 0u64);
-    while let Some(row) = stream.try_next().await.map_err(|e| format!("fetching rows: {e}"))? {
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .map_err(|e| format!("fetching rows: {e}"))?
+    {
         for i in 0..row.len() {
             let v: Option<Raw> = row.try_get(i).map_err(|e| format!("column {i}: {e}"))?;
             bytes += v.map_or(0, |r| r.0 as u64);
@@ -132,17 +136,16 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
             let n: usize = args[2].parse().map_err(|e| format!("N: {e}"))?;
             idle(&args[1], n, Path::new(&args[3])).await
         }
-        Some("rewrite") if args.len() == 5 => rewrite(Path::new(&args[1]), &args[2], &args[3], &args[4]).await,
+        Some("rewrite") if args.len() == 5 => {
+            rewrite(Path::new(&args[1]), &args[2], &args[3], &args[4]).await
+        }
         _ => Err(usage()),
     }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bench_client: tokio runtime: {e}");

@@ -7,7 +7,13 @@ use pgveil::cli::{self, Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // 8 MiB worker stacks: libpg_query's parse tree of a deeply nested statement is decoded
+    // recursively; with room on the stack the analyser need not switch stacks (`stacker`).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pgveil: cannot start the runtime: {e}");

@@ -357,7 +357,10 @@ fn not_installed_names_what_to_install() {
 
     // Once the third tool is there, the directory is chosen.
     write_executable(&partial.join("postgres"));
-    assert_eq!(find_bindir_in(std::slice::from_ref(&partial)).expect("complete"), partial);
+    assert_eq!(
+        find_bindir_in(std::slice::from_ref(&partial)).expect("complete"),
+        partial
+    );
     // Symlinked tools resolve to the installation they point into.
     let links = tmp.path().join("links");
     std::fs::create_dir_all(&links).expect("mkdir");

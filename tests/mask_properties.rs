@@ -665,7 +665,9 @@ fn masks_reference_examples_are_real() {
 #[test]
 fn sql_twins_are_bounded() {
     for (spec, ty) in matrix() {
-        let Ok(m) = Mask::new(&spec, &ty, &keys()) else { continue };
+        let Ok(m) = Mask::new(&spec, &ty, &keys()) else {
+            continue;
+        };
         match m.sql("\"c\"", &ty.to_string()) {
             Some(sql) => {
                 assert!(!m.is_keyed());

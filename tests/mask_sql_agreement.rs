@@ -200,6 +200,26 @@ fn text_values() -> Vec<String> {
         let n = rng.below(24) as usize;
         v.push((0..n).map(|_| *rng.pick(&alphabet)).collect());
     }
+    // Address-like strings: a province (short, full or none), then ideographs, markers and
+    // other characters, so that the province and city parsers meet many shapes.
+    let provinces = [
+        "",
+        "广东",
+        "广东省",
+        "北京",
+        "北京市",
+        "内蒙古",
+        "内蒙古自治区",
+        "广西壮族自治区",
+        "黑龙江省",
+        "香港",
+    ];
+    let parts: Vec<char> = "深圳福州伊犁哈萨克自治州地区盟市区县路号a1 -".chars().collect();
+    for _ in 0..150 {
+        let n = rng.below(16) as usize;
+        let tail: String = (0..n).map(|_| *rng.pick(&parts)).collect();
+        v.push(format!("{}{tail}", rng.pick(&provinces)));
+    }
     for _ in 0..40 {
         // Plausible IDs, cards, phones.
         let digits = |rng: &mut Rng, n: usize| {

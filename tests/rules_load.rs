@@ -500,6 +500,7 @@ pub fn demo_catalog() -> Catalog {
                 .map(|(i, (n, t))| col(i as i16 + 1, n, t))
                 .collect(),
             view_definition: view.map(str::to_string),
+            primary_key: Vec::new(),
         }
     }
     let mut c = Catalog {
@@ -750,6 +751,7 @@ fn privacy_by_default_masks_unnamed_columns_of_user_tables_only() {
             not_null: true,
         }],
         view_definition: None,
+        primary_key: Vec::new(),
     });
     let plans = compile(&rules, &cat, &demo_keys()).unwrap();
     let a = &plans["analyst"];

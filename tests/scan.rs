@@ -654,8 +654,14 @@ fn demo_database_every_sensitive_column_and_no_order_number() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.starts_with("# Draft rules written by `pgveil scan`"), "{stdout}");
-    assert!(stderr.contains("public.customers.id_number") && !stdout.contains("evidence  "), "{stderr}");
+    assert!(
+        stdout.starts_with("# Draft rules written by `pgveil scan`"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("public.customers.id_number") && !stdout.contains("evidence  "),
+        "{stderr}"
+    );
     let (_dir2, piped) = load_draft(&stdout);
     assert_eq!(piped.tables.values().map(|t| t.len()).sum::<usize>(), 14);
     assert_no_value_in(&values, "pgveil scan stdout", &stdout);

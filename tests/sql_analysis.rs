@@ -43,6 +43,12 @@ fn rel(
     columns: Vec<Column>,
     def: Option<&str>,
 ) -> Relation {
+    // Tables of the demo schema are keyed by `id` (src/demo/schema.sql).
+    let primary_key = if columns.iter().any(|c| c.name == "id") && def.is_none() {
+        vec!["id".to_string()]
+    } else {
+        Vec::new()
+    };
     Relation {
         oid,
         schema: schema.into(),
@@ -50,6 +56,7 @@ fn rel(
         kind,
         columns,
         view_definition: def.map(str::to_string),
+        primary_key,
     }
 }
 

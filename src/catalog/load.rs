@@ -1,6 +1,6 @@
 //! Loading a [`Catalog`] snapshot from the upstream PostgreSQL with tokio-postgres.
 //!
-//! Three catalog queries (relations, columns, functions), read in one REPEATABLE READ
+//! Five catalog queries (relations, columns, primary keys, functions, inheritance), read in one REPEATABLE READ
 //! transaction so that the snapshot is consistent even if DDL runs meanwhile (a column added
 //! between two queries would otherwise belong to no relation).
 //!
@@ -38,6 +38,18 @@ SELECT a.attrelid, a.attname::text, a.attnum, a.atttypid, a.atttypmod,
    AND NOT a.attisdropped
  ORDER BY a.attrelid, a.attnum";
 
+/// Primary keys: the key's column names in key order.
+const PRIMARY_KEYS: &str = "\
+SELECT con.conrelid, a.attname::text
+  FROM pg_catalog.pg_constraint con
+ CROSS JOIN LATERAL pg_catalog.unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+ WHERE con.contype = 'p'
+ ORDER BY con.conrelid, k.ord";
+
+/// Inheritance and partitioning: child -> parent.
+const INHERITS: &str = "SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits";
+
 const FUNCTIONS: &str = "\
 SELECT p.oid, n.nspname::text, p.proname::text
   FROM pg_catalog.pg_proc p
@@ -71,6 +83,10 @@ pub async fn load(client: &Client, version: u64) -> Result<Catalog, tokio_postgr
         .await;
     let catalog = result?;
     end?;
+    for row in client.query(INHERITS, &[]).await? {
+        let child: u32 = row.try_get(0)?;
+        catalog.parents.entry(child).or_default().push(row.try_get(1)?);
+    }
     Ok(catalog)
 }
 
@@ -87,6 +103,7 @@ async fn read(client: &Client, version: u64) -> Result<Catalog, tokio_postgres::
                 kind: relkind(row.try_get::<_, &str>(3)?),
                 columns: Vec::new(),
                 view_definition: row.try_get(4)?,
+                primary_key: Vec::new(),
             },
         );
     }
@@ -103,6 +120,12 @@ async fn read(client: &Client, version: u64) -> Result<Catalog, tokio_postgres::
             });
         }
     }
+    for row in client.query(PRIMARY_KEYS, &[]).await? {
+        let rel: u32 = row.try_get(0)?;
+        if let Some(r) = relations.get_mut(&rel) {
+            r.primary_key.push(row.try_get(1)?);
+        }
+    }
     let mut catalog = Catalog {
         version,
         ..Catalog::default()
@@ -113,6 +136,10 @@ async fn read(client: &Client, version: u64) -> Result<Catalog, tokio_postgres::
     for row in client.query(FUNCTIONS, &[]).await? {
         let oid: u32 = row.try_get(0)?;
         catalog.functions.insert(oid, (row.try_get(1)?, row.try_get(2)?));
+    }
+    for row in client.query(INHERITS, &[]).await? {
+        let child: u32 = row.try_get(0)?;
+        catalog.parents.entry(child).or_default().push(row.try_get(1)?);
     }
     Ok(catalog)
 }

@@ -40,6 +40,10 @@ pub struct Relation {
     pub columns: Vec<Column>,
     /// `pg_get_viewdef(oid)` for views and materialized views.
     pub view_definition: Option<String>,
+    /// Columns of the primary key (`pg_constraint` contype `p`), in key order; empty when the
+    /// relation has none. PostgreSQL lets a query group by the key and read the other columns
+    /// (functional dependency); a masking subquery has no key, so the analyser needs it.
+    pub primary_key: Vec<String>,
 }
 
 impl Relation {
@@ -61,6 +65,9 @@ pub struct Catalog {
     pub by_name: HashMap<(String, String), u32>,
     /// Functions by oid: (schema, name). Used to judge function calls.
     pub functions: HashMap<u32, (String, String)>,
+    /// Inheritance (`pg_inherits`): child oid -> its parents' oids. Partitions and
+    /// inheritance children hold their parent's rows, so they must not be a way around it.
+    pub parents: HashMap<u32, Vec<u32>>,
 }
 
 impl Catalog {
@@ -76,6 +83,34 @@ impl Catalog {
     }
     pub fn by_oid(&self, oid: u32) -> Option<&Relation> {
         self.relations.get(&oid)
+    }
+    /// Every ancestor of `oid` (parents, their parents...), each once, nearest first.
+    pub fn ancestors(&self, oid: u32) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::new();
+        let mut todo = vec![oid];
+        while let Some(o) = todo.pop() {
+            for p in self.parents.get(&o).map(Vec::as_slice).unwrap_or(&[]) {
+                if *p != oid && !out.contains(p) {
+                    out.push(*p);
+                    todo.push(*p);
+                }
+            }
+        }
+        out
+    }
+    /// Every descendant of `oid` (children, their children...), each once.
+    pub fn descendants(&self, oid: u32) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::new();
+        let mut todo = vec![oid];
+        while let Some(o) = todo.pop() {
+            for (child, ps) in &self.parents {
+                if ps.contains(&o) && *child != oid && !out.contains(child) {
+                    out.push(*child);
+                    todo.push(*child);
+                }
+            }
+        }
+        out
     }
     /// Resolve an unqualified name along a search path, as PostgreSQL does
     /// (`pg_catalog` first unless it is listed explicitly).

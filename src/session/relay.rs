@@ -45,7 +45,7 @@ use crate::mask::{Format, Mask, Masked};
 use crate::metrics::Decision;
 use crate::net::Stream;
 use crate::policy::{ColumnAction, RolePlan};
-use crate::sql::{Analysis, Context, Refusal};
+use crate::sql::{Analysis, Context, Refusal, StatementKind};
 use crate::upstream::Upstream;
 use crate::wire::backend::{self, Severity};
 use crate::wire::frontend;
@@ -425,6 +425,8 @@ enum Expect {
     Describe {
         analysis: Option<Arc<Judged>>,
         formats: Vec<i16>,
+        /// Injected by pgveil (not asked by the client): its reply is checked, not forwarded.
+        hidden: bool,
     },
     Execute {
         analysis: Option<Arc<Judged>>,
@@ -472,6 +474,8 @@ struct Front {
     must_log: bool,
     /// The role's `max_rows`, as of the latest login check.
     max_rows: Option<u64>,
+    /// Replies pgveil itself asked for, to queue before the message being handled.
+    injected: Vec<Expect>,
 }
 
 /// The back pump's state: row-limit handling and counters flushed once per batch.
@@ -520,8 +524,10 @@ pub(super) async fn restricted(
                     break;
                 }
                 let expect = front_message(&f, &mut out, shared, info, &mut st)?;
-                if let Some(e) = expect {
-                    lock(queue).push_back(e);
+                if expect.is_some() || !st.injected.is_empty() {
+                    let mut q = lock(queue);
+                    q.extend(st.injected.drain(..));
+                    q.extend(expect);
                 }
                 next = reader.try_next().map_err(SessionError::Client)?;
             }
@@ -840,7 +846,11 @@ fn front_message(
                     .unwrap_or((None, Vec::new()))
             };
             out.extend_from_slice(&f.bytes);
-            Expect::Describe { analysis, formats }
+            Expect::Describe {
+                analysis,
+                formats,
+                hidden: false,
+            }
         }
         frontend::EXECUTE => {
             let (portal, _max_rows) = frontend::decode_execute(f).map_err(SessionError::Client)?;
@@ -851,6 +861,23 @@ fn front_message(
                 .get(portal)
                 .map(|p| (p.analysis.clone(), p.formats.clone(), p.stmt))
                 .unwrap_or((None, Vec::new(), 0));
+            // SQL-level EXECUTE and FETCH return rows whose origin the analysis of their own
+            // text does not know (the prepared statement or cursor may come from elsewhere).
+            // A client may Execute without ever asking for a RowDescription, so pgveil asks
+            // itself and checks the reply before any row of it can leave.
+            let indirect = analysis.as_ref().is_none_or(|j| {
+                j.a.statements
+                    .iter()
+                    .any(|s| matches!(s.kind, StatementKind::Execute | StatementKind::Cursor))
+            });
+            if indirect {
+                frontend::encode_describe(out, b'P', portal);
+                st.injected.push(Expect::Describe {
+                    analysis: analysis.clone(),
+                    formats: formats.clone(),
+                    hidden: true,
+                });
+            }
             out.extend_from_slice(&f.bytes);
             Expect::Execute {
                 analysis,
@@ -923,7 +950,9 @@ fn current_masks(e: Option<&Expect>) -> (Option<&Arc<Judged>>, usize, &[i16]) {
         Some(Expect::Execute {
             analysis, formats, ..
         }) => (analysis.as_ref(), 0, formats),
-        Some(Expect::Describe { analysis, formats }) => (analysis.as_ref(), 0, formats),
+        Some(Expect::Describe {
+            analysis, formats, ..
+        }) => (analysis.as_ref(), 0, formats),
         _ => (None, 0, &[]),
     }
 }
@@ -1059,10 +1088,16 @@ fn back_message(
                     )?
                 }
             }
-            if matches!(q.front(), Some(Expect::Describe { .. })) {
-                q.pop_front();
+            match q.front() {
+                Some(Expect::Describe { hidden: true, .. }) => {
+                    q.pop_front();
+                }
+                Some(Expect::Describe { .. }) => {
+                    q.pop_front();
+                    out.extend_from_slice(&f.bytes);
+                }
+                _ => out.extend_from_slice(&f.bytes),
             }
-            out.extend_from_slice(&f.bytes);
         }
         backend::COMMAND_COMPLETE | backend::EMPTY_QUERY => {
             match q.front_mut() {
@@ -1099,8 +1134,11 @@ fn back_message(
             out.extend_from_slice(&f.bytes);
         }
         backend::NO_DATA => {
+            let hidden = matches!(q.front(), Some(Expect::Describe { hidden: true, .. }));
             expect_pop(&mut q, f, |e| matches!(e, Expect::Describe { .. }))?;
-            out.extend_from_slice(&f.bytes);
+            if !hidden {
+                out.extend_from_slice(&f.bytes);
+            }
         }
         backend::ERROR_RESPONSE => {
             let code = backend::decode_error(f).ok().map(|e| e.code().to_string());

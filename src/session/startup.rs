@@ -54,8 +54,14 @@ const SAFE_PARAMS: &[&str] = &[
 /// Client encodings in which the bytes pgveil parses are the bytes the server parses.
 /// Multi-byte encodings such as GBK or SJIS have trailing bytes that look like `\` or `'`
 /// to a UTF-8 reader: a parser differential.
+/// Names are compared as PostgreSQL does (`clean_encoding_name`): case-insensitive, with
+/// every non-alphanumeric character dropped, so asyncpg's `'utf-8'` is UTF8.
 fn safe_encoding(e: &str) -> bool {
-    let e = e.to_ascii_uppercase().replace(['-', '_'], "");
+    let e: String = e
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_uppercase();
     matches!(e.as_str(), "UTF8" | "UNICODE" | "SQLASCII")
 }
 
@@ -312,6 +318,19 @@ pub(super) async fn serve(
             }
         };
 
+    // pgveil parses with standard_conforming_strings on; an upstream that reads
+    // backslashes in strings differently would see other statements than pgveil does.
+    if !plan.unrestricted {
+        let scs = upstream
+            .params
+            .iter()
+            .find(|(k, _)| k == "standard_conforming_strings");
+        if scs.map(|(_, v)| v.as_str()) != Some("on") {
+            let msg = "the upstream database has standard_conforming_strings off: pgveil refuses restricted roles there";
+            let hint = "set standard_conforming_strings = on for the upstream account (ALTER ROLE ... SET)";
+            return fail(&mut w, &mut out, "0A000", msg, Some(hint)).await;
+        }
+    }
     let search_path = if plan.unrestricted {
         Vec::new()
     } else {
@@ -541,4 +560,17 @@ async fn fail<W: AsyncWrite + Unpin>(
     let _ = w.write_all(out).await;
     let _ = w.shutdown().await;
     Err(SessionError::Refused(msg.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn encodings_compare_like_postgresql() {
+        for ok in ["UTF8", "utf-8", "'utf-8'", "Unicode", "SQL_ASCII"] {
+            assert!(super::safe_encoding(ok), "{ok}");
+        }
+        for bad in ["GBK", "SJIS", "BIG5", "LATIN1", ""] {
+            assert!(!super::safe_encoding(bad), "{bad}");
+        }
+    }
 }

@@ -4,5 +4,6 @@ mod cli;
 mod clients;
 mod common;
 mod hops;
+mod masking;
 mod proxy;
 mod raw;
