@@ -195,7 +195,7 @@ def report(args):
         xs = []
         for r in data.get((section, test, target), {}).values():
             # Streams report CPU per whole stream; the others per transaction or connection.
-            n = float(r["units"].split("/")[1]) if "/" in r["units"] and section != "stream" else 1.0
+            n = float(r["units"].split("/")[1]) if "/" in r["units"] and section not in ("stream", "maskcost") else 1.0
             pg = float(r["pg_cpu_s"] or 0)
             px = float(r["proxy_cpu_s"] or 0)
             v = {"stack": pg + px, "proxy": px, "pg": pg}[which]
@@ -364,6 +364,33 @@ def report(args):
         he = int(opts.get("hwm-end") or 0)
         L.append("")
         L.append(f"pgveil peak RSS (VmHWM) at the end of the run: **{he / 1024:.1f} MiB**.")
+        L.append("")
+
+    # --- mask cost in PostgreSQL
+    cols = ["name", "id_number", "phone", "email", "bank_card"]
+    if any(k[0] == "maskcost" for k in data):
+        L.append("### Where the restricted stream's time goes: each mask computed by PostgreSQL")
+        L.append("")
+        L.append(
+            "`COPY (SELECT <column> FROM wide) TO STDOUT` directly, clear and as pgveil's masking SQL "
+            "(the text pgveil forwards for the restricted login), no proxy in the path:"
+        )
+        L.append("")
+        L.append("| column (mask) | clear s | masked SQL s | PostgreSQL CPU s clear -> masked | extra CPU per value |")
+        L.append("|---|---|---|---|---|")
+        masks = {"name": "cn_name", "id_number": "cn_id", "phone": "phone", "email": "email", "bank_card": "bank_card"}
+        rows_n = float(opts.get("rows") or 1)
+        for col in cols:
+            c = values("maskcost", col, "clear")
+            mk = values("maskcost", col, "masked")
+            if not c or not mk:
+                continue
+            cc = cpu_per("maskcost", col, "clear", "pg") / 1e6
+            mc = cpu_per("maskcost", col, "masked", "pg") / 1e6
+            L.append(
+                f"| {col} ({masks[col]}) | {fmt(med(list(c.values())), 2)} | {fmt(med(list(mk.values())), 2)} | "
+                f"{fmt(cc, 2)} -> {fmt(mc, 2)} | {fmt((mc - cc) / rows_n * 1e9)} ns |"
+            )
         L.append("")
 
     # --- criterion

@@ -21,6 +21,8 @@
 #     BENCH_OUT (default BENCHMARKS.md), keeping the text around them.
 #
 # Environment: BENCH_T (pgbench seconds, default 5), BENCH_REPS (3), BENCH_SCALE (10),
+# BENCH_SECTIONS (default "pgbench stream connect idle maskcost": which parts to run; add
+# "hold" to keep everything running afterwards for manual profiling),
 # BENCH_ROWS (1000000), BENCH_CONNS (500), BENCH_IDLE (1000), BENCH_OUT, BENCH_NO_BUILD=1 (use
 # the binaries in target/release as they are), BENCH_KEEP=1 (keep the work directory),
 # PGVEIL_PG_BINDIR (PostgreSQL's bin directory).
@@ -34,9 +36,11 @@ ROWS=${BENCH_ROWS:-1000000}
 CONNS=${BENCH_CONNS:-500}
 IDLE=${BENCH_IDLE:-1000}
 OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
+SECTIONS=" ${BENCH_SECTIONS:-pgbench stream connect idle maskcost} "
+want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 LIB="python3 $ROOT/bench/lib.py"
-COMMAND_LINE="$(for v in BENCH_T BENCH_REPS BENCH_SCALE BENCH_ROWS BENCH_CONNS BENCH_IDLE; do
-  [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)bench/run.sh"
+COMMAND_LINE="$(for v in BENCH_T BENCH_REPS BENCH_SCALE BENCH_ROWS BENCH_CONNS BENCH_IDLE BENCH_SECTIONS; do
+  [ -n "${!v:-}" ] && printf '%s=%q ' "$v" "${!v}"; done)bench/run.sh"
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -202,7 +206,9 @@ log_disconnections = 0
 ignore_startup_parameters = extra_float_digits
 EOF
   [ ${#AS[@]} -gt 0 ] && chown postgres "$WORK/userlist.txt" "$WORK/pgbouncer.ini"
-  (cd "$WORK" && "${AS[@]}" "$PGBOUNCER" -d "$WORK/pgbouncer.ini") || die "PgBouncer did not start"
+  # runuser resets the soft fd limit to 1024: too few for 1,000 clients + 1,000 servers.
+  (cd "$WORK" && "${AS[@]}" sh -c 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"' "$PGBOUNCER" -d "$WORK/pgbouncer.ini") ||
+    die "PgBouncer did not start"
   for _ in $(seq 50); do [ -s "$WORK/pgbouncer.pid" ] && break; sleep 0.1; done
   BOUNCER_PID=$(cat "$WORK/pgbouncer.pid")
   PGPASSWORD=$PASS "$PSQL" -X -q -h 127.0.0.1 -p "$BPORT" -U postgres -d bench -c "SELECT 1" >/dev/null ||
@@ -271,8 +277,8 @@ pgbench_run() {
 # --- 1. pgbench -S ----------------------------------------------------------------------------
 PGB_TARGETS=(direct pgveil_full pgveil_masked)
 [ -n "$BOUNCER_PID" ] && PGB_TARGETS=(direct pgbouncer pgveil_full pgveil_masked)
-log "pgbench -S: ${#PGB_TARGETS[@]} targets x 3 modes x 2 client counts x $REPS reps x ${T}s"
-for rep in $(seq "$REPS"); do
+want pgbench && log "pgbench -S: ${#PGB_TARGETS[@]} targets x 3 modes x 2 client counts x $REPS reps x ${T}s"
+want pgbench && for rep in $(seq "$REPS"); do
   for mode in simple extended prepared; do
     for c in 1 16; do
       j=1; [ "$c" -gt 1 ] && j=2
@@ -310,8 +316,8 @@ stream_run() {
   fi
   echo "$e - $s" | bc -l
 }
-log "wide result ($ROWS rows): ${#STREAM_TARGETS[@]} targets x text/binary/copy x $REPS reps"
-for rep in $(seq "$REPS"); do
+want stream && log "wide result ($ROWS rows): ${#STREAM_TARGETS[@]} targets x text/binary/copy x $REPS reps"
+want stream && for rep in $(seq "$REPS"); do
   for fmt in text binary copy; do
     for t in $(rotate "$rep" "${STREAM_TARGETS[@]}"); do
       b=$(cpu_now "$t")
@@ -325,8 +331,8 @@ done
 VEIL_HWM_STREAMS=$($LIB rss "$VEIL_PID" | awk '{print $2}')
 
 # --- 3. connections opened and closed in sequence (SCRAM everywhere) --------------------------
-log "connections: $CONNS in sequence x ${#PGB_TARGETS[@]} targets x $REPS reps"
-for rep in $(seq "$REPS"); do
+want connect && log "connections: $CONNS in sequence x ${#PGB_TARGETS[@]} targets x $REPS reps"
+want connect && for rep in $(seq "$REPS"); do
   for t in $(rotate "$rep" "${PGB_TARGETS[@]}"); do
     b=$(cpu_now "$t")
     read -r tps n <<<"$(pgbench_run "$t" -C -S -M simple -c 1 -j 1 -t "$CONNS")"
@@ -339,13 +345,13 @@ done
 # --- 4. idle sessions held while pgbench -c 8 runs --------------------------------------------
 IDLE_TARGETS=(direct pgveil_masked)
 [ -n "$BOUNCER_PID" ] && IDLE_TARGETS=(direct pgbouncer pgveil_masked)
-log "idle: $IDLE sessions x ${#IDLE_TARGETS[@]} targets x $REPS reps, pgbench -S -M prepared -c 8 -T $T"
-for rep in $(seq "$REPS"); do
+want idle && log "idle: $IDLE sessions x ${#IDLE_TARGETS[@]} targets x $REPS reps, pgbench -S -M prepared -c 8 -T $T"
+want idle && for rep in $(seq "$REPS"); do
   for t in $(rotate "$rep" "${IDLE_TARGETS[@]}"); do
     read -r port user pw <<<"${TGT[$t]}"
     pid=$(proxy_pid "$t")
     rss_before=$($LIB rss "$pid" | awk '{print $1}')
-    rm -f "$WORK/stop-idle"
+    rm -f "$WORK/stop-idle"; : >"$WORK/idle.out"
     "$CLIENT" idle "postgres://$user:$pw@127.0.0.1:$port/bench" "$IDLE" "$WORK/stop-idle" >"$WORK/idle.out" 2>&1 &
     idle_pid=$!
     PIDS+=("$idle_pid")
@@ -368,6 +374,35 @@ for rep in $(seq "$REPS"); do
   done
 done
 VEIL_HWM_END=$($LIB rss "$VEIL_PID" | awk '{print $2}')
+
+# --- 5. where the restricted stream's time goes: each mask's SQL alone ------------------------
+# COPY of one column, clear vs. as pgveil's masking SQL computes it, run directly: PostgreSQL's
+# cost per mask, without any proxy.
+if want maskcost; then
+  log "mask cost in PostgreSQL: one column at a time, clear vs masked SQL, $REPS reps"
+  for rep in $(seq "$REPS"); do
+    for col in name id_number phone email bank_card; do
+      masked=$("$CLIENT" rewrite "$ROOT/bench/rules" "$UPSTREAM" bench_masked "SELECT $col FROM wide") ||
+        die "bench_client rewrite failed"
+      for variant in clear masked; do
+        q="SELECT $col FROM wide"; [ "$variant" = masked ] && q=$masked
+        b=$(cpu_now direct)
+        s0=$(date +%s.%N)
+        PGPASSWORD=$PASS "$PSQL" -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d bench \
+          -c "COPY ($q) TO STDOUT" >/dev/null || die "COPY of $col ($variant) failed"
+        e0=$(date +%s.%N)
+        a=$(cpu_now direct)
+        record maskcost "$col" "$variant" "$rep" "$(echo "$e0 - $s0" | bc -l)" "s/$ROWS" "$b" "$a"
+      done
+    done
+  done
+fi
+
+# Keeps everything running for manual profiling until $WORK/stop exists.
+if want hold; then
+  log "holding: PostgreSQL 127.0.0.1:$PGPORT (postgres/$PASS), PgBouncer :$BPORT, pgveil :$VPORT (pid $VEIL_PID); touch $WORK/stop to end"
+  until [ -e "$WORK/stop" ]; do sleep 1; done
+fi
 
 # --- report -----------------------------------------------------------------------------------
 cp "$RESULTS" "$ROOT/target/bench-results.tsv" 2>/dev/null || true

@@ -320,6 +320,7 @@ fn catalog() -> Catalog {
         "dblink",
         "nextval",
         "pg_advisory_lock",
+        "pg_advisory_unlock_all",
         "concat",
         "coalesce_fn",
         "date_trunc",
@@ -1016,7 +1017,6 @@ fn statement_classes_are_refused() {
         ),
         ("SET client_encoding = 'GBK'", "42501", "client_encoding"),
         ("SET NAMES 'SQL_ASCII'", "42501", "client_encoding"),
-        ("RESET ALL", "42501", "ALL"),
         ("SET myapp.tenant = '2'", "42501", "myapp.tenant"),
         ("SET row_security = off", "42501", "row_security"),
         ("SHOW ALL", "42501", "ALL"),
@@ -1070,7 +1070,6 @@ fn functions_are_judged() {
         ),
         ("SELECT * FROM public.get_salary(1)", "get_salary"),
         ("SELECT current_setting('myapp.secret')", "current_setting"),
-        ("SELECT current_setting(name) FROM orders", "current_setting"),
         ("SELECT 1 OPERATOR(public.===) 2", "operator public.==="),
         ("SELECT phone(c) FROM customers c", "phone"),
     ];
@@ -1335,5 +1334,412 @@ fn cache_hits_cost_microseconds() {
     assert!(
         hit * 5 < miss,
         "a hit ({hit:?}) must be far cheaper than an analysis ({miss:?})"
+    );
+}
+
+// ------------------------------------------------------------------ driver and non-interference fixes
+
+/// `GROUP BY` a protected table's primary key: the masking subquery has no key, so the other
+/// columns the query level reads are added to the GROUP BY (they depend on the key: same groups).
+#[test]
+fn group_by_primary_key_adds_the_dependent_columns_read() {
+    let f = fx();
+    let k = pgveil::sql::masking::keyed_alias("id_number");
+    let keyed_in = "SELECT c.id, c.id_number FROM customers c GROUP BY c.id".to_string();
+    let keyed_out =
+        format!("SELECT c.id, c.\"{k}\" AS id_number FROM {{customers}} c GROUP BY c.id, c.\"{k}\"");
+    let cases: Vec<(&str, &str)> = vec![
+        // The Metabase/analyst query the driver test found (42803 before the fix).
+        (
+            "SELECT c.id, c.name, c.phone, count(o.id) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY c.id",
+            "SELECT c.id, c.name, c.phone, count(o.id) FROM {customers} c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.name, c.phone ORDER BY c.id",
+        ),
+        // Unqualified names, and a key grouped by output position.
+        (
+            "SELECT id, name, count(*) FROM customers GROUP BY id",
+            "SELECT id, name, count(*) FROM {customers} customers GROUP BY id, customers.name",
+        ),
+        (
+            "SELECT id, email FROM customers GROUP BY 1",
+            "SELECT id, email FROM {customers} customers GROUP BY 1, customers.email",
+        ),
+        // Columns read in HAVING, ORDER BY and correlated subqueries count, in catalog order.
+        (
+            "SELECT c.id FROM customers c GROUP BY c.id HAVING c.city <> 'x' ORDER BY c.email",
+            "SELECT c.id FROM {customers} c GROUP BY c.id, c.email, c.city HAVING c.city <> 'x' ORDER BY c.email",
+        ),
+        (
+            "SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND o.status = c.city) FROM customers c GROUP BY c.id",
+            "SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND o.status = c.city) FROM {customers} c GROUP BY c.id, c.city",
+        ),
+        // `*` and whole-row references read every visible column.
+        (
+            "SELECT s.*, count(o.id) FROM suppliers s LEFT JOIN orders o ON o.id = s.id GROUP BY s.id",
+            "SELECT s.*, count(o.id) FROM {suppliers} s LEFT JOIN orders o ON o.id = s.id GROUP BY s.id, s.name, s.uscc, s.contact_phone",
+        ),
+        (
+            "SELECT row_to_json(s) FROM suppliers s GROUP BY s.id",
+            "SELECT row_to_json(s) FROM {suppliers} s GROUP BY s.id, s.name, s.uscc, s.contact_phone",
+        ),
+        // A column already grouped is not added twice.
+        (
+            "SELECT c.id, c.city, c.name FROM customers c GROUP BY c.city, c.id",
+            "SELECT c.id, c.city, c.name FROM {customers} c GROUP BY c.city, c.id, c.name",
+        ),
+        // Without the whole key grouped, or with grouping sets, nothing is added.
+        (
+            "SELECT city, count(*) FROM customers GROUP BY city",
+            "SELECT city, count(*) FROM {customers} customers GROUP BY city",
+        ),
+        (
+            "SELECT c.id, c.name FROM customers c GROUP BY ROLLUP (c.id)",
+            "SELECT c.id, c.name FROM {customers} c GROUP BY ROLLUP (c.id)",
+        ),
+        // A key in a subquery level is that level's business only.
+        (
+            "SELECT x.n FROM (SELECT c.id, c.name AS n FROM customers c GROUP BY c.id) x",
+            "SELECT x.n FROM (SELECT c.id, c.name AS n FROM {customers} c GROUP BY c.id, c.name) x",
+        ),
+        // A keyed output is grouped under its internal name (the database sees only that).
+        (keyed_in.as_str(), keyed_out.as_str()),
+    ];
+    for (sql, want) in &cases {
+        check(&f, sql, Rewritten(want));
+    }
+    // Unprotected tables keep their text: PostgreSQL knows their keys.
+    check(&f, "SELECT o.id, o.status FROM orders o GROUP BY o.id", Same);
+    // A masked key is no key: masks may merge values, so nothing is added (and PostgreSQL
+    // refuses as it would on a masked copy without the key).
+    let mut f2 = fx();
+    f2.cat.relations.get_mut(&100).expect("customers").primary_key = vec!["phone".into()];
+    check(
+        &f2,
+        "SELECT c.phone, c.name FROM customers c GROUP BY c.phone",
+        Rewritten("SELECT c.phone, c.name FROM {customers} c GROUP BY c.phone"),
+    );
+    // A catalog guard replaces its relation (and drops its key) only when a guarded column is
+    // read: only then are columns added.
+    let mut g = fx();
+    g.cat.relations.get_mut(&1259).expect("pg_class").primary_key = vec!["oid".into()];
+    check(
+        &g,
+        "SELECT c.oid, c.relname, count(*) FROM pg_class c GROUP BY c.oid",
+        Same,
+    );
+    check(
+        &g,
+        "SELECT c.oid, c.reltuples FROM pg_class c GROUP BY c.oid",
+        Rewritten("SELECT c.oid, c.reltuples FROM (SELECT oid, relname, relnamespace, relkind, 0::integer AS relpages, (-1)::real AS reltuples, 0::integer AS relallvisible FROM pg_catalog.pg_class) c GROUP BY c.oid, c.reltuples"),
+    );
+    // Denied columns are never added (reading one is refused anyway).
+    check(
+        &f,
+        "SELECT c.id, c.notes FROM customers c GROUP BY c.id",
+        Refused("42501", "public.customers.notes"),
+    );
+}
+
+/// asyncpg's pool reset: `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`.
+#[test]
+fn connection_pool_resets_pass() {
+    let f = fx();
+    for sql in [
+        "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;",
+        "SELECT pg_advisory_unlock_all()",
+        "CLOSE ALL",
+        "UNLISTEN *",
+        "RESET ALL",
+    ] {
+        check(&f, sql, Same);
+    }
+    let a = f.run("CLOSE ALL; RESET ALL").expect("passes");
+    assert_eq!(a.statements.len(), 2);
+    assert_eq!(a.statements[0].kind, StatementKind::Cursor);
+    assert_eq!(a.statements[1].kind, StatementKind::Set);
+    for (sql, msg) in [
+        ("SELECT pg_advisory_lock(1)", "pg_advisory_lock"),
+        ("SELECT pg_try_advisory_lock(1)", "pg_try_advisory_lock"),
+        ("SELECT pg_advisory_xact_lock(1)", "pg_advisory_xact_lock"),
+        ("SELECT pg_advisory_unlock(1)", "pg_advisory_unlock"),
+        ("DISCARD ALL", "DISCARD"),
+        ("DISCARD PLANS", "DISCARD"),
+        ("RESET search_path", "search_path"),
+        ("RESET role", "role"),
+    ] {
+        check(&f, sql, Refused("42501", msg));
+    }
+}
+
+/// `current_setting` of a non-constant name (SQLAlchemy binds it) is wrapped so that a dotted
+/// (custom) name becomes a setting that does not exist; constant names are judged as written.
+#[test]
+fn current_setting_of_a_parameter_is_guarded() {
+    let f = fx();
+    let wrap = |arg: &str| {
+        format!("pg_catalog.current_setting(pg_catalog.regexp_replace({arg}, '^.*[.].*$', 'pgveil_custom_settings_are_hidden'))")
+    };
+    let wrap2 = |arg: &str, ok: &str| {
+        format!("pg_catalog.current_setting(pg_catalog.regexp_replace({arg}, '^.*[.].*$', 'pgveil_custom_settings_are_hidden'), {ok})")
+    };
+    let cases = vec![
+        (
+            "SELECT pg_catalog.current_setting($1::VARCHAR)".to_string(),
+            format!("SELECT {}", wrap("$1::varchar")),
+        ),
+        (
+            "SELECT current_setting($1)".to_string(),
+            "SELECT current_setting(pg_catalog.regexp_replace($1, '^.*[.].*$', 'pgveil_custom_settings_are_hidden'))".to_string(),
+        ),
+        (
+            "SELECT pg_catalog.current_setting($1, true)".to_string(),
+            format!("SELECT {}", wrap2("$1", "true")),
+        ),
+        (
+            "SELECT pg_catalog.current_setting(name) FROM orders".to_string(),
+            format!("SELECT {} FROM orders", wrap("name")),
+        ),
+        (
+            "SELECT pg_catalog.current_setting('app' || '.secret')".to_string(),
+            format!("SELECT {}", wrap("'app' || '.secret'")),
+        ),
+        (
+            "SELECT pg_catalog.current_setting(setting_name => $1)".to_string(),
+            "SELECT pg_catalog.current_setting(setting_name => pg_catalog.regexp_replace($1, '^.*[.].*$', 'pgveil_custom_settings_are_hidden'))".to_string(),
+        ),
+    ];
+    for (sql, want) in &cases {
+        check(&f, sql, Rewritten(want));
+    }
+    check(&f, "SELECT current_setting('work_mem', true)", Same);
+    for sql in [
+        "SELECT current_setting('myapp.secret')",
+        "SELECT current_setting('myapp.secret', true)",
+        "SELECT pg_catalog.current_setting(missing_ok => true, setting_name => 'a.b')",
+    ] {
+        check(&f, sql, Refused("42501", "current_setting"));
+    }
+    // A wrapped name still goes through the rest of the analysis.
+    check(
+        &f,
+        "SELECT current_setting(c.notes) FROM customers c",
+        Refused("42501", "public.customers.notes"),
+    );
+}
+
+/// Per-table statistics views keep the table's identity and read every counter as NULL.
+#[test]
+fn table_statistics_views_read_counters_as_null() {
+    let mut f = fx();
+    let stat_cols = vec![
+        col("relid", 1, 26, "oid", -1),
+        col("schemaname", 2, 19, "name", -1),
+        col("relname", 3, 19, "name", -1),
+        col("seq_scan", 4, 20, "bigint", -1),
+        col("n_live_tup", 5, 20, "bigint", -1),
+        col("last_analyze", 6, 1184, "timestamp with time zone", -1),
+    ];
+    for (oid, name) in [
+        (12100, "pg_stat_user_tables"),
+        (12101, "pg_stat_all_tables"),
+        (12102, "pg_statio_user_tables"),
+    ] {
+        f.cat.insert(rel(
+            oid,
+            "pg_catalog",
+            name,
+            RelKind::View,
+            stat_cols.clone(),
+            Some(" SELECT 1;"),
+        ));
+    }
+    let nulls = "SELECT relid, schemaname, relname, NULL::bigint AS seq_scan, NULL::bigint AS n_live_tup, NULL::timestamp with time zone AS last_analyze";
+    // Metabase's table listing.
+    check(
+        &f,
+        "SELECT n.nspname AS schema, c.relname AS name, stat.n_live_tup AS estimated_row_count FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid LEFT JOIN pg_stat_user_tables AS stat ON n.nspname = stat.schemaname AND c.relname = stat.relname WHERE c.relkind = 'r'",
+        Rewritten(&format!("SELECT n.nspname AS schema, c.relname AS name, stat.n_live_tup AS estimated_row_count FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid LEFT JOIN ({nulls} FROM pg_catalog.pg_stat_user_tables) stat ON n.nspname = stat.schemaname AND c.relname = stat.relname WHERE c.relkind = 'r'")),
+    );
+    check(
+        &f,
+        "SELECT * FROM pg_stat_all_tables",
+        Rewritten(&format!(
+            "SELECT * FROM ({nulls} FROM pg_catalog.pg_stat_all_tables) pg_stat_all_tables"
+        )),
+    );
+    check(
+        &f,
+        "SELECT s.last_analyze FROM pg_catalog.pg_statio_user_tables s",
+        Rewritten(&format!(
+            "SELECT s.last_analyze FROM ({nulls} FROM pg_catalog.pg_statio_user_tables) s"
+        )),
+    );
+    // Reading only the identity needs no rewrite.
+    check(
+        &f,
+        "SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'public'",
+        Same,
+    );
+    // EXPLAIN of a counter read is refused like any guarded read.
+    check(
+        &f,
+        "EXPLAIN SELECT n_live_tup FROM pg_stat_user_tables",
+        Refused("0A000", "pg_stat_user_tables"),
+    );
+    // Activity and column statistics stay refused.
+    check(
+        &f,
+        "SELECT query FROM pg_stat_activity",
+        Refused("42501", "pg_stat_activity"),
+    );
+    check(&f, "SELECT * FROM pg_stats", Refused("42501", "pg_stats"));
+}
+
+/// Catalogs holding credentials or server configuration files are refused outright.
+#[test]
+fn credential_catalogs_are_refused() {
+    let mut f = fx();
+    for (oid, name) in (12200..).zip([
+        "pg_shadow",
+        "pg_authid",
+        "pg_user_mappings",
+        "pg_user_mapping",
+        "pg_subscription",
+        "pg_hba_file_rules",
+        "pg_ident_file_mappings",
+        "pg_file_settings",
+    ]) {
+        f.cat.insert(rel(
+            oid,
+            "pg_catalog",
+            name,
+            RelKind::View,
+            vec![text("x", 1)],
+            Some(" SELECT 1;"),
+        ));
+        for sql in [
+            format!("SELECT * FROM {name}"),
+            format!("SELECT count(*) FROM pg_catalog.{name}"),
+            format!("SELECT 1 WHERE EXISTS (SELECT 1 FROM {name})"),
+        ] {
+            check(&f, &sql, Refused("42501", name));
+            let r = f.run(&sql).expect_err("refused");
+            assert!(
+                r.hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("pgveil built-in guard")),
+                "{sql}: {r}"
+            );
+        }
+    }
+    f.cat.insert(rel(
+        12300,
+        "pg_catalog",
+        "pg_roles",
+        RelKind::View,
+        vec![text("rolname", 1)],
+        Some(" SELECT 1;"),
+    ));
+    check(&f, "SELECT rolname FROM pg_roles", Same);
+}
+
+/// Partitions and inheritance children of a protected table, and parents of one, are refused
+/// unless they have a plan of their own.
+#[test]
+fn partitions_of_protected_tables_are_refused() {
+    let mut f = fx();
+    let cols = || vec![int("id", 1), varchar("phone", 2, 20)];
+    f.cat.insert(rel(
+        200,
+        "public",
+        "events",
+        RelKind::PartitionedTable,
+        cols(),
+        None,
+    ));
+    f.cat
+        .insert(rel(201, "public", "events_2024", RelKind::Table, cols(), None));
+    f.cat
+        .insert(rel(202, "public", "events_2024_q1", RelKind::Table, cols(), None));
+    f.cat.insert(rel(
+        203,
+        "public",
+        "customers_archive",
+        RelKind::Table,
+        cols(),
+        None,
+    ));
+    f.cat
+        .insert(rel(204, "public", "logs", RelKind::Table, cols(), None));
+    f.cat
+        .insert(rel(205, "public", "logs_old", RelKind::Table, cols(), None));
+    f.cat.parents.insert(201, vec![200]);
+    f.cat.parents.insert(202, vec![201]);
+    f.cat.parents.insert(203, vec![100]);
+    f.cat.parents.insert(205, vec![204]);
+    let mut tp = f.plan.tables[&103].clone();
+    tp.oid = 200;
+    tp.name = "events".into();
+    tp.columns.retain(|c| c.name == "id" || c.name == "contact_phone");
+    for c in tp.columns.iter_mut() {
+        if c.name == "contact_phone" {
+            c.name = "phone".into();
+            c.attnum = 2;
+        }
+    }
+    f.plan.tables.insert(200, tp);
+    for (sql, msg) in [
+        (
+            "SELECT * FROM events_2024",
+            "child of protected relation public.events",
+        ),
+        ("SELECT phone FROM public.events_2024_q1", "public.events_2024_q1"),
+        ("SELECT phone FROM ONLY events_2024", "public.events_2024"),
+        (
+            "SELECT id FROM customers_archive",
+            "child of protected relation public.customers",
+        ),
+        ("COPY events_2024 TO STDOUT", "public.events_2024"),
+        (
+            "SELECT count(*) FROM orders WHERE id IN (SELECT id FROM events_2024)",
+            "public.events_2024",
+        ),
+    ] {
+        check(&f, sql, Refused("42501", msg));
+    }
+    // The parent is read through its own plan; unrelated inheritance is untouched.
+    let parent = f.run("SELECT phone FROM events").expect("parent passes").sql;
+    assert!(
+        parent.contains(r#"FROM "public"."events")"#) && parent.contains("AS \"phone\""),
+        "{parent}"
+    );
+    check(&f, "SELECT phone FROM logs_old", Same);
+    check(&f, "SELECT phone FROM logs", Same);
+    // A parent without a plan whose child is protected reads the child's rows: refused,
+    // except with ONLY.
+    let mut g = fx();
+    g.cat
+        .insert(rel(204, "public", "logs", RelKind::Table, cols(), None));
+    g.cat.parents.insert(100, vec![204]);
+    check(
+        &g,
+        "SELECT * FROM logs",
+        Refused("42501", "include protected relation public.customers"),
+    );
+    check(&g, "SELECT * FROM ONLY logs", Same);
+    // A child with a plan of its own is read through it.
+    let mut h = fx();
+    h.cat
+        .insert(rel(206, "public", "vip_customers", RelKind::Table, cols(), None));
+    h.cat.parents.insert(100, vec![206]);
+    h.cat.parents.insert(102, vec![100]);
+    check(
+        &h,
+        "SELECT phone FROM employees",
+        Rewritten("SELECT phone FROM {employees} employees"),
+    );
+    check(
+        &h,
+        "SELECT * FROM vip_customers",
+        Refused("42501", "public.vip_customers"),
     );
 }

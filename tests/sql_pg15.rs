@@ -443,3 +443,221 @@ fn jdbc_metadata_queries_pass_and_answer_as_directly() {
         }
     });
 }
+
+impl Env {
+    fn refusal(&self, sql: &str) -> pgveil::sql::Refusal {
+        let ctx = Context {
+            catalog: &self.cat,
+            plan: &self.plan,
+            search_path: &self.path,
+        };
+        match analyze(sql, &ctx) {
+            Ok(a) => panic!("expected a refusal: {sql}\nforwarded as {}", a.sql),
+            Err(r) => r,
+        }
+    }
+}
+
+/// The fixes the driver and non-interference runs called for, executed on PostgreSQL 15:
+/// GROUP BY a protected table's primary key, asyncpg's pool reset, SQLAlchemy's
+/// `current_setting($1::VARCHAR)`, Metabase's `pg_stat_user_tables` join, credential
+/// catalogs, and partitions/inheritance children of protected tables.
+#[test]
+fn driver_fixes_run_on_postgresql_15() {
+    let mut env = setup();
+    rt().block_on(async {
+        let c = connect(&env.cluster_url).await;
+        c.batch_execute(
+            "CREATE TABLE events (id int PRIMARY KEY, phone varchar(20)) PARTITION BY RANGE (id);
+             CREATE TABLE events_low PARTITION OF events FOR VALUES FROM (0) TO (50);
+             CREATE TABLE events_high PARTITION OF events FOR VALUES FROM (50) TO (1000);
+             INSERT INTO events SELECT i, '137' || lpad(i::text, 8, '0') FROM generate_series(1, 80) i;
+             CREATE TABLE customers_archive () INHERITS (customers);
+             CREATE TABLE multi (a int, b text, c int, PRIMARY KEY (c, a));",
+        )
+        .await
+        .expect("partitions");
+        env.cat = load(&c, 2).await.expect("catalog");
+    });
+    // The catalog now knows keys (in key order) and inheritance.
+    let oid = |n: &str| {
+        env.cat
+            .get("public", n)
+            .unwrap_or_else(|| panic!("{n} loaded"))
+            .oid
+    };
+    assert_eq!(
+        env.cat.get("public", "customers").map(|r| r.primary_key.clone()),
+        Some(vec!["id".to_string()])
+    );
+    assert_eq!(
+        env.cat.get("public", "multi").map(|r| r.primary_key.clone()),
+        Some(vec!["c".to_string(), "a".to_string()])
+    );
+    assert_eq!(
+        env.cat.parents.get(&oid("events_low")),
+        Some(&vec![oid("events")])
+    );
+    assert_eq!(
+        env.cat.parents.get(&oid("customers_archive")),
+        Some(&vec![oid("customers")])
+    );
+    assert!(env
+        .cat
+        .get("pg_catalog", "pg_class")
+        .is_some_and(|r| r.primary_key == ["oid"]));
+    env.plan = analyst(&env.cat);
+    let events = env.cat.get("public", "events").expect("events").clone();
+    let keys = Keys {
+        keys: HashMap::from([("default".to_string(), vec![9u8; 32])]),
+    };
+    let phone_mask = MaskSpec::Partial {
+        keep_first: 3,
+        keep_last: 4,
+        fill: '*',
+        fixed_length: None,
+    };
+    env.plan.tables.insert(
+        events.oid,
+        TablePlan {
+            oid: events.oid,
+            schema: "public".into(),
+            name: "events".into(),
+            columns: events
+                .columns
+                .iter()
+                .map(|col| ColumnPlan {
+                    name: col.name.clone(),
+                    attnum: col.attnum,
+                    action: if col.name == "phone" {
+                        ColumnAction::Mask(Arc::new(
+                            Mask::new(
+                                &phone_mask,
+                                &ColumnType::from_catalog(col.type_oid, col.typmod),
+                                &keys,
+                            )
+                            .expect("mask"),
+                        ))
+                    } else {
+                        ColumnAction::Clear
+                    },
+                    rule: rule("public.events.phone"),
+                })
+                .collect(),
+            row_filter: None,
+        },
+    );
+
+    rt().block_on(async {
+        let c = connect(&env.cluster_url).await;
+        let raw_phones = raw_values(&rows(&c, "SELECT phone FROM customers").await.expect("raw"));
+        let raw_names = raw_values(&rows(&c, "SELECT name FROM customers").await.expect("raw"));
+
+        // 1. GROUP BY the primary key of a protected table.
+        let sql = "SELECT c.id, c.name, c.phone, count(o.id) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY c.id";
+        let a = env.analyze(sql);
+        let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
+        let want = rows(&c, "SELECT c.id::text, count(o.id)::text FROM customers c LEFT JOIN orders o ON o.customer_id = c.id WHERE c.consent_transfer GROUP BY c.id ORDER BY c.id")
+            .await
+            .expect("direct");
+        let got_counts: Vec<Vec<Option<String>>> = got.iter().map(|r| vec![r[0].clone(), r[3].clone()]).collect();
+        assert_eq!(got_counts, want, "groups and counts as PostgreSQL computes them\n{}", a.sql);
+        let values = raw_values(&got);
+        assert!(values.is_disjoint(&raw_phones) && values.is_disjoint(&raw_names), "{got:?}");
+        for sql in [
+            "SELECT c.id, c.id_number FROM customers c GROUP BY c.id ORDER BY c.id",
+            "SELECT s.*, count(o.id) FROM suppliers s LEFT JOIN orders o ON o.id = s.id GROUP BY s.id",
+            "SELECT id, email, count(*) FROM customers GROUP BY 1 HAVING city <> 'x' ORDER BY name",
+            "SELECT e.id, e.phone, (SELECT count(*) FROM events v WHERE v.id = e.id) FROM employees e GROUP BY e.id",
+            "SELECT v.id, v.phone FROM events v GROUP BY v.id",
+        ] {
+            let a = env.analyze(sql);
+            let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{sql}: {e}\n{}", a.sql));
+            assert!(!got.is_empty(), "{sql}");
+            assert!(raw_values(&got).is_disjoint(&raw_phones), "{sql}: {got:?}");
+        }
+
+        // 2. asyncpg's pool reset passes unchanged and runs.
+        let reset = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;";
+        let a = env.analyze(reset);
+        assert_eq!(a.sql, reset);
+        rows(&c, &a.sql).await.expect("reset runs");
+        for sql in ["SELECT pg_advisory_lock(1)", "DISCARD ALL"] {
+            assert_eq!(env.refusal(sql).sqlstate, "42501", "{sql}");
+        }
+
+        // 3. current_setting of a bound name: built-in settings read, custom ones do not.
+        c.batch_execute("SET app.secret = 'hunter2'").await.expect("custom setting");
+        let a = env.analyze("SELECT pg_catalog.current_setting($1::VARCHAR)");
+        let got = c.query(a.sql.as_str(), &[&"default_table_access_method"]).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
+        assert_eq!(got[0].get::<_, String>(0), "heap");
+        for name in ["app.secret", "APP.SECRET", "app.secret\n", "\napp.secret"] {
+            match c.query(a.sql.as_str(), &[&name]).await {
+                Ok(r) => panic!("{name:?}: read {:?}", r[0].get::<_, Option<String>>(0)),
+                Err(e) => {
+                    let m = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+                    assert!(m.contains("pgveil_custom_settings_are_hidden") && !m.contains("hunter2"), "{name:?}: {m}");
+                }
+            }
+        }
+        let a = env.analyze("SELECT pg_catalog.current_setting($1, true)");
+        let read = |name: &'static str| {
+            let (c, sql) = (&c, a.sql.clone());
+            async move { c.query(sql.as_str(), &[&name]).await.expect("missing_ok").remove(0).get::<_, Option<String>>(0) }
+        };
+        assert_eq!(read("app.secret").await, None);
+        assert!(read("work_mem").await.is_some());
+        let direct: String = c.query_one("SELECT current_setting('app.secret')", &[]).await.expect("direct").get(0);
+        assert_eq!(direct, "hunter2", "the fixture's secret is readable directly");
+        // The pattern covers names with newlines (PostgreSQL's `.` matches them).
+        let got = rows(&c, "SELECT pg_catalog.regexp_replace(E'x\\napp.secret\\ny', '^.*[.].*$', 'hidden')").await.expect("regexp");
+        assert_eq!(got, vec![vec![Some("hidden".to_string())]]);
+
+        // 4. Metabase's table listing: identity passes, counters read NULL.
+        let metabase = "SELECT n.nspname AS schema, c.relname AS name, stat.n_live_tup AS estimated_row_count FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid LEFT JOIN pg_stat_user_tables AS stat ON n.nspname = stat.schemaname AND c.relname = stat.relname WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public' ORDER BY 1, 2";
+        let a = env.analyze(metabase);
+        let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
+        let direct = rows(&c, metabase).await.expect("direct");
+        assert_eq!(got.len(), direct.len());
+        assert!(got.iter().any(|r| r[1].as_deref() == Some("customers")), "{got:?}");
+        assert!(got.iter().all(|r| r[2].is_none()), "counters must read NULL: {got:?}");
+        for sql in [
+            "SELECT * FROM pg_stat_all_tables",
+            "SELECT * FROM pg_catalog.pg_statio_user_tables",
+            "SELECT relname, n_tup_ins, last_autovacuum FROM pg_stat_sys_tables",
+        ] {
+            let a = env.analyze(sql);
+            let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{sql}: {e}\n{}", a.sql));
+            assert!(!got.is_empty(), "{sql}");
+            // relid, schemaname, relname pass; nothing else has a value.
+            let first_null = if sql.starts_with("SELECT relname") { 1 } else { 3 };
+            assert!(got.iter().all(|r| r[first_null..].iter().all(Option::is_none)), "{sql}: {got:?}");
+        }
+        for sql in ["SELECT * FROM pg_stat_activity", "SELECT * FROM pg_stats", "SELECT * FROM pg_stat_user_indexes"] {
+            assert_eq!(env.refusal(sql).sqlstate, "42501", "{sql}");
+        }
+
+        // 5. Credential and configuration catalogs.
+        for t in ["pg_shadow", "pg_authid", "pg_user_mappings", "pg_user_mapping", "pg_subscription", "pg_hba_file_rules", "pg_file_settings"] {
+            let sql = format!("SELECT * FROM {t}");
+            assert!(rows(&c, &sql).await.is_ok(), "{t} is readable directly by the superuser");
+            let r = env.refusal(&sql);
+            assert!(r.sqlstate == "42501" && r.message.contains(t), "{t}: {r}");
+        }
+
+        // 6. Partitions and inheritance children.
+        for (sql, parent) in [
+            ("SELECT * FROM events_low", "public.events"),
+            ("SELECT phone FROM ONLY events_high", "public.events"),
+            ("SELECT * FROM customers_archive", "public.customers"),
+        ] {
+            let r = env.refusal(sql);
+            assert!(r.sqlstate == "42501" && r.message.contains(parent), "{sql}: {r}");
+        }
+        let raw_events = raw_values(&rows(&c, "SELECT phone FROM events").await.expect("raw"));
+        let a = env.analyze("SELECT id, phone FROM events ORDER BY id");
+        let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
+        assert_eq!(got.len(), 80);
+        assert!(raw_values(&got).is_disjoint(&raw_events), "{got:?}");
+    });
+}

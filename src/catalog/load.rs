@@ -83,10 +83,6 @@ pub async fn load(client: &Client, version: u64) -> Result<Catalog, tokio_postgr
         .await;
     let catalog = result?;
     end?;
-    for row in client.query(INHERITS, &[]).await? {
-        let child: u32 = row.try_get(0)?;
-        catalog.parents.entry(child).or_default().push(row.try_get(1)?);
-    }
     Ok(catalog)
 }
 

@@ -191,10 +191,31 @@ fn parse_ts_text(s: &[u8], tz: bool) -> Option<(When, i32)> {
     Some((When::At(local), offset))
 }
 
+/// Appends `v` in decimal, zero-padded to at least `width` digits (no allocation).
+fn push_padded(out: &mut Vec<u8>, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len() - width.min(buf.len()));
+    out.extend_from_slice(&buf[start..]);
+}
+
 fn write_ymd(days: i64, out: &mut Vec<u8>) -> bool {
     let (y, m, d) = civil_from_days(days + UNIX_TO_PG_DAYS);
     let (yy, bc) = if y <= 0 { (1 - y, true) } else { (y, false) };
-    out.extend_from_slice(format!("{yy:04}-{m:02}-{d:02}").as_bytes());
+    push_padded(out, yy.unsigned_abs(), 4);
+    out.push(b'-');
+    push_padded(out, u64::from(m), 2);
+    out.push(b'-');
+    push_padded(out, u64::from(d), 2);
     bc
 }
 
@@ -222,20 +243,31 @@ fn write_ts_text(w: When, offset: Option<i32>, out: &mut Vec<u8>) {
     let bc = write_ymd(days, out);
     let secs = tod / 1_000_000;
     let frac = tod % 1_000_000;
-    out.extend_from_slice(format!(" {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60).as_bytes());
+    let secs = secs as u64;
+    out.push(b' ');
+    push_padded(out, secs / 3600, 2);
+    out.push(b':');
+    push_padded(out, secs / 60 % 60, 2);
+    out.push(b':');
+    push_padded(out, secs % 60, 2);
     if frac != 0 {
-        let f = format!("{frac:06}");
         out.push(b'.');
-        out.extend_from_slice(f.trim_end_matches('0').as_bytes());
+        let start = out.len();
+        push_padded(out, frac as u64, 6);
+        while out.len() > start && out[out.len() - 1] == b'0' {
+            out.pop();
+        }
     }
     if let Some(off) = offset {
-        let a = off.unsigned_abs();
+        let a = u64::from(off.unsigned_abs());
         out.push(if off < 0 { b'-' } else { b'+' });
-        out.extend_from_slice(format!("{:02}", a / 3600).as_bytes());
+        push_padded(out, a / 3600, 2);
         if a % 3600 != 0 {
-            out.extend_from_slice(format!(":{:02}", a / 60 % 60).as_bytes());
+            out.push(b':');
+            push_padded(out, a / 60 % 60, 2);
             if a % 60 != 0 {
-                out.extend_from_slice(format!(":{:02}", a % 60).as_bytes());
+                out.push(b':');
+                push_padded(out, a % 60, 2);
             }
         }
     }

@@ -5,8 +5,10 @@
 //! values and histogram bounds of every analysed column, `pg_stats` shows them, extended
 //! statistics keep MCV lists, `pg_stat_activity` shows other sessions' statement text (with
 //! its literals), `pg_largeobject` holds raw data, and `pg_class.reltuples`/`relpages` count
-//! rows a row filter hides. A masking proxy that let these through would unmask by the back
-//! door, so every reference to such a relation is judged here.
+//! rows a row filter hides; `pg_authid`/`pg_shadow` hold password hashes and user mappings and
+//! subscriptions hold connection credentials (readable if the upstream account is a
+//! superuser). A masking proxy that let these through would unmask by the back door, so every
+//! reference to such a relation is judged here.
 //!
 //! Invariants:
 //! - A relation in `pg_toast` is always refused (toast chunks are raw column values).
@@ -24,7 +26,19 @@ pub enum Guard {
         constants: &'static [(&'static str, &'static str)],
         row_filter: Option<&'static str>,
     },
+    /// Read the relation through a subquery where every column except those listed reads as
+    /// NULL of its type (activity counters: the row identity passes, the numbers do not).
+    Nulls { keep: &'static [&'static str] },
 }
+
+/// The identity columns of the per-table statistics views (`pg_stat_*_tables`,
+/// `pg_statio_*_tables`): tools such as Metabase join them to list tables.
+const TABLE_IDENTITY: &[&str] = &["relid", "schemaname", "relname"];
+
+/// Catalogs holding credentials (password hashes, user mapping options, subscription
+/// connection strings): readable by the upstream account if it is a superuser.
+const CREDENTIALS: &str = "it holds credentials (password hashes or connection options); pgveil never \
+                           lets restricted roles read them";
 
 const STATS: &str = "statistics hold samples of column values (most common values, histograms), \
                      which would reveal masked data";
@@ -56,6 +70,20 @@ pub fn guard_for(schema: &str, name: &str) -> Option<Guard> {
             reason: "pg_stat_activity shows other sessions' statement text, literals included",
         }),
         "pg_prepared_xacts" | "pg_cursors" | "pg_prepared_statements" => None,
+        "pg_authid" | "pg_shadow" | "pg_user_mapping" | "pg_user_mappings" | "pg_subscription" => {
+            Some(Guard::Refuse { reason: CREDENTIALS })
+        }
+        // Per-table counters count rows a row filter hides (n_live_tup) and time activity on
+        // hidden data; which tables exist is in pg_class anyway, so only the identity passes.
+        "pg_stat_all_tables"
+        | "pg_stat_user_tables"
+        | "pg_stat_sys_tables"
+        | "pg_stat_xact_all_tables"
+        | "pg_stat_xact_user_tables"
+        | "pg_stat_xact_sys_tables"
+        | "pg_statio_all_tables"
+        | "pg_statio_user_tables"
+        | "pg_statio_sys_tables" => Some(Guard::Nulls { keep: TABLE_IDENTITY }),
         // Counters of every kind (rows inserted, tuples live, blocks read) count rows a row
         // filter hides and time activity on hidden data.
         n if n.starts_with("pg_stat_") || n.starts_with("pg_statio_") => Some(Guard::Refuse {
@@ -92,7 +120,8 @@ mod tests {
             "pg_stats",
             "pg_stats_ext",
             "pg_stat_activity",
-            "pg_stat_user_tables",
+            "pg_stat_user_indexes",
+            "pg_stat_statements",
         ] {
             assert!(
                 matches!(guard_for("pg_catalog", n), Some(Guard::Refuse { .. })),
@@ -107,6 +136,28 @@ mod tests {
             guard_for("pg_toast", "pg_toast_16384"),
             Some(Guard::Refuse { .. })
         ));
+    }
+
+    #[test]
+    fn credential_and_config_catalogs_are_refused() {
+        for n in [
+            "pg_authid",
+            "pg_shadow",
+            "pg_user_mapping",
+            "pg_user_mappings",
+            "pg_subscription",
+            "pg_hba_file_rules",
+            "pg_ident_file_mappings",
+            "pg_file_settings",
+        ] {
+            assert!(
+                matches!(guard_for("pg_catalog", n), Some(Guard::Refuse { .. })),
+                "{n}"
+            );
+        }
+        // pg_roles and pg_user show passwords as ******** and stay readable (psql \du).
+        assert_eq!(guard_for("pg_catalog", "pg_roles"), None);
+        assert_eq!(guard_for("pg_catalog", "pg_user"), None);
     }
 
     #[test]
@@ -131,6 +182,16 @@ mod tests {
             guard_for("pg_catalog", "pg_statistic_ext_data"),
             Some(Guard::Refuse { .. })
         ));
+        for n in [
+            "pg_stat_user_tables",
+            "pg_stat_all_tables",
+            "pg_statio_user_tables",
+        ] {
+            assert!(
+                matches!(guard_for("pg_catalog", n), Some(Guard::Nulls { keep }) if keep.contains(&"relname")),
+                "{n}"
+            );
+        }
         // A user table that happens to be called pg_class is not a catalog.
         assert_eq!(guard_for("public", "pg_class"), None);
     }

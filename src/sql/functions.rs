@@ -22,6 +22,11 @@ pub(crate) fn denied_builtin(name: &str) -> Option<&'static str> {
     const SIZE: &str = "sizes reveal the length of hidden values";
     const STATE: &str = "it reads or changes server state outside pgveil's masks";
     const WRITES: &str = "it writes";
+    // Releases the session's own advisory locks (asyncpg's pool reset sends it); taking
+    // locks stays refused.
+    if name == "pg_advisory_unlock_all" {
+        return None;
+    }
     let exact = match name {
         "pg_read_file" | "pg_read_binary_file" | "pg_stat_file" | "pg_current_logfile" => Some(FILES),
         "ts_stat" | "ts_rewrite" | "pg_mcv_list_items" | "pg_get_wal_record_info" => Some(SQL_TEXT),
@@ -191,6 +196,8 @@ mod tests {
             "set_config",
             "pg_advisory_lock",
             "pg_try_advisory_lock",
+            "pg_advisory_xact_lock",
+            "pg_advisory_unlock",
             "nextval",
             "setval",
             "pg_stat_get_live_tuples",
@@ -214,6 +221,7 @@ mod tests {
             "current_setting",
             "txid_current",
             "pg_size_pretty",
+            "pg_advisory_unlock_all",
         ] {
             assert!(denied_builtin(f).is_none(), "{f} should pass");
         }

@@ -13,14 +13,24 @@
 //! Decisions (each refusal names the construct and a way forward):
 //! - Views in user schemas are analysed; one that reads protected data is inlined as a
 //!   subquery of its (rewritten) definition, so it cannot unmask. Catalog views are trusted,
-//!   except the guarded ones (`policy::guards`: statistics, activity, pg_class sizes).
+//!   except the guarded ones (`policy::guards`: statistics, activity, credentials, pg_class
+//!   sizes; per-table activity views read their counters as NULL).
 //! - EXPLAIN (without ANALYZE) passes only for statements reading no protected or guarded
 //!   relation: plans and row estimates come from statistics of unmasked data.
 //! - Keyed masks (token, noise) keep their key out of the database: the raw value leaves
 //!   the masking subquery under a random internal name, only for a bare output column of a
 //!   top-level SELECT, and the session masks it by position. Any other use is refused.
 //! - `current_setting` and `SHOW` of built-in settings pass; custom (dotted) ones, `SHOW ALL`
-//!   and `LISTEN` do not (application secrets and payloads live there).
+//!   and `LISTEN` do not (application secrets and payloads live there). A `current_setting`
+//!   whose name is not a constant (SQLAlchemy binds it) is rewritten so that PostgreSQL maps
+//!   any dotted name to a setting that does not exist (`walk::guard_current_setting`).
+//! - GROUP BY the whole primary key of a protected table lets PostgreSQL read its other
+//!   columns ungrouped; the masking subquery has no key, so the columns the query level reads
+//!   are added to the GROUP BY (functionally dependent: same groups). Only for a clear key.
+//! - A relation without a plan that is a partition or inheritance child of a protected one
+//!   (or a parent read with a protected child, without `ONLY`) is refused (42501).
+//! - Connection-pool resets pass: `RESET ALL` (pgveil's settings are fixed at session start),
+//!   `CLOSE ALL`, `UNLISTEN *`, `pg_advisory_unlock_all()`. `DISCARD` stays refused.
 //! - The analyser assumes `standard_conforming_strings = on` upstream (refused in `SET`);
 //!   the session must keep it so for restricted roles.
 //!

@@ -130,6 +130,25 @@ pub(crate) struct Entry {
     /// The entry was turned into a masking subquery named after the relation: references
     /// qualified with the schema must lose the schema (a subquery has none).
     pub strip_schema: bool,
+    /// The relation's primary key, when it was replaced by a subquery (which has none).
+    pub fd: Option<Arc<Fd>>,
+}
+
+/// What PostgreSQL's functional-dependency rule needs of a relation pgveil replaced by a
+/// masking subquery: grouping by the whole primary key lets a query read every other column
+/// ungrouped. The subquery has no key, so the analyser adds the columns the query reads to
+/// its GROUP BY; they depend on the key, so the groups stay the same.
+#[derive(Debug, Clone)]
+pub(crate) struct Fd {
+    /// The key columns, by the names the entry shows (all clear: a masked key is no key).
+    pub key: Vec<String>,
+    /// Columns that may be added to a GROUP BY: (name the entry shows, name the rewritten
+    /// statement reads: the internal one for a keyed column). Denied columns and types
+    /// without an equality operator are absent.
+    pub cols: Vec<(String, String)>,
+    /// For a catalog guard, its splice: the relation is only replaced (and loses its key)
+    /// when the splice is used.
+    pub guard: Option<usize>,
 }
 
 /// A CTE visible at one level.
@@ -144,6 +163,9 @@ pub(crate) struct Cte {
 pub(crate) struct Level {
     pub ctes: Vec<Cte>,
     pub entries: Vec<Entry>,
+    /// References to entries carrying an [`Fd`] made anywhere in the statement to this
+    /// level's entries: (refname, column; `None` for `*` or a whole-row reference).
+    pub refs: Vec<(String, Option<String>)>,
 }
 
 /// Candidates for an unqualified column name: the innermost level with a known column of

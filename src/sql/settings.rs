@@ -5,7 +5,8 @@
 //! is lexed), who the session is (`role`, `session_authorization`), or what the database
 //! enforces (`row_security`, custom settings read by row-security policies, limits pgveil set).
 //! Those are refused; the allow-list below holds settings that only affect formatting,
-//! planning or timeouts. Unknown names are refused (fail closed).
+//! planning or timeouts. Unknown names are refused (fail closed). `RESET ALL` passes: it
+//! returns to the session's start values, which pgveil fixes (see `check_set`).
 use pg_query::protobuf::{self, a_const, node::Node as N};
 
 use super::Refusal;
@@ -95,10 +96,13 @@ fn first_string_arg(s: &protobuf::VariableSetStmt) -> Option<String> {
 pub(crate) fn check_set(limits: &Limits, s: &protobuf::VariableSetStmt) -> Result<(), Refusal> {
     use protobuf::VariableSetKind as K;
     if s.kind == K::VarResetAll as i32 {
-        return Err(refuse(
-            "ALL",
-            "RESET ALL would undo settings pgveil relies on; reset settings by name",
-        ));
+        // RESET ALL returns every setting to its session start value (asyncpg's pool reset
+        // sends it). What pgveil relies on is fixed at session start and cannot be changed by
+        // a restricted role afterwards: search_path comes from the role's defaults (SET and
+        // set_config of it are refused), statement_timeout is a startup parameter pgveil
+        // sets, standard_conforming_strings is checked at startup. So resetting only undoes
+        // what the listed safe settings changed.
+        return Ok(());
     }
     let name = s.name.to_lowercase();
     if s.kind == K::VarSetMulti as i32 {

@@ -16,7 +16,7 @@ use pg_query::protobuf::{self, a_const, node::Node as N, Node, SelectStmt};
 use super::functions;
 use super::masking;
 use super::scope::{
-    find_cte, find_entry, find_qualified, resolve_column, ColInfo, ColState, Cols, Cte, Entry, Level,
+    find_cte, find_entry, find_qualified, resolve_column, ColInfo, ColState, Cols, Cte, Entry, Fd, Level,
 };
 use super::{Context, Refusal};
 use crate::catalog::{RelKind, Relation};
@@ -237,6 +237,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 relation: None,
                 cols: left.clone(),
                 strip_schema: false,
+                fd: None,
             });
             for n in s.sort_clause.iter_mut() {
                 self.expr(n, Pos::Other)?;
@@ -301,7 +302,172 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         if keyed_here && !self.proxy_masks.is_empty() {
             self.check_keyed_outputs(s)?;
         }
+        self.add_dependent_groups(s);
         Ok(self.output_cols(s))
+    }
+
+    /// PostgreSQL accepts `SELECT c.name ... GROUP BY c.id` when `c.id` is `c`'s primary key;
+    /// once `c` is a masking subquery it has no key and the statement fails (42803). For each
+    /// such entry of this level whose whole key is grouped by plain column references, add
+    /// the entry's other referenced columns to the GROUP BY: they depend on the key, so the
+    /// groups (and every result) stay those PostgreSQL computes on a masked copy. Grouping
+    /// sets are left alone (PostgreSQL only uses keys common to all sets).
+    fn add_dependent_groups(&mut self, s: &mut SelectStmt) {
+        let Some(level) = self.levels.last() else { return };
+        if s.group_clause.is_empty() || level.refs.is_empty() {
+            return;
+        }
+        // A guard nothing read through keeps the catalog relation, key included.
+        let replaced = |fd: &Fd| match fd.guard {
+            None => true,
+            Some(i) => i
+                .checked_sub(self.splice_base)
+                .and_then(|i| self.splices.get(i))
+                .is_some_and(|sp| sp.used),
+        };
+        let with_key: Vec<(&str, &Fd)> = level
+            .entries
+            .iter()
+            .filter_map(|e| Some((e.refname.as_deref()?, e.fd.as_deref()?)))
+            .filter(|(_, fd)| replaced(fd))
+            .collect();
+        if with_key.is_empty() {
+            return;
+        }
+        // (refname, column) of every plain column reference grouped by.
+        let mut grouped: Vec<(String, String)> = Vec::new();
+        let note = |cr: &protobuf::ColumnRef, grouped: &mut Vec<(String, String)>| {
+            let names = names_of(&cr.fields);
+            if names.len() != cr.fields.len() {
+                return;
+            }
+            match names.as_slice() {
+                [q, c] => grouped.push((q.clone(), c.clone())),
+                [c] => {
+                    let owners: Vec<&Entry> = level
+                        .entries
+                        .iter()
+                        .filter(|e| !e.cols.find(c).is_empty())
+                        .collect();
+                    if let [e] = owners.as_slice() {
+                        if let Some(r) = &e.refname {
+                            grouped.push((r.clone(), c.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        };
+        for g in &s.group_clause {
+            match &g.node {
+                Some(N::GroupingSet(_)) => return,
+                Some(N::ColumnRef(cr)) => note(cr, &mut grouped),
+                Some(N::AConst(c)) => {
+                    if let Some(a_const::Val::Ival(i)) = &c.val {
+                        let target = usize::try_from(i.ival)
+                            .ok()
+                            .and_then(|i| i.checked_sub(1))
+                            .and_then(|i| s.target_list.get(i));
+                        if let Some(Some(N::ResTarget(rt))) = target.map(|t| &t.node) {
+                            if let Some(Some(N::ColumnRef(cr))) = rt.val.as_ref().map(|v| &v.node) {
+                                note(cr, &mut grouped);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut added: Vec<Node> = Vec::new();
+        for (refname, fd) in with_key {
+            let has =
+                |c: &str, grouped: &[(String, String)]| grouped.iter().any(|(q, g)| q == refname && g == c);
+            if !fd.key.iter().all(|k| has(k, &grouped)) {
+                continue;
+            }
+            let refs: Vec<&Option<String>> = level
+                .refs
+                .iter()
+                .filter(|(r, _)| r == refname)
+                .map(|(_, c)| c)
+                .collect();
+            let whole = refs.iter().any(|c| c.is_none());
+            for (shown, read) in &fd.cols {
+                let used = whole
+                    || refs
+                        .iter()
+                        .any(|c| c.as_deref() == Some(shown) || c.as_deref() == Some(read));
+                if used && !has(shown, &grouped) && !has(read, &grouped) {
+                    grouped.push((refname.to_string(), read.clone()));
+                    added.push(column_ref_node(&[refname, read]));
+                }
+            }
+        }
+        if !added.is_empty() {
+            s.group_clause.extend(added);
+            self.rewrote = true;
+        }
+    }
+
+    /// Record a reference to a column (`None`: all of them) of the entry a qualifier names,
+    /// or of the entries an unqualified name resolves to, for [`Self::add_dependent_groups`].
+    /// Only entries with a primary key are recorded.
+    fn note_ref(&mut self, qual: Option<&str>, col: Option<&str>) {
+        if !self
+            .levels
+            .iter()
+            .any(|l| l.entries.iter().any(|e| e.fd.is_some()))
+        {
+            return;
+        }
+        let mut hits: Vec<(usize, String)> = Vec::new();
+        match (qual, col) {
+            (Some(q), _) => {
+                let found = self.levels.iter().enumerate().rev().find_map(|(i, l)| {
+                    l.entries
+                        .iter()
+                        .find(|e| e.refname.as_deref() == Some(q))
+                        .map(|e| (i, e))
+                });
+                if let Some((i, e)) = found {
+                    if e.fd.is_some() {
+                        hits.push((i, q.to_string()));
+                    }
+                }
+            }
+            (None, Some(c)) => {
+                for (i, l) in self.levels.iter().enumerate().rev() {
+                    let owners: Vec<&Entry> =
+                        l.entries.iter().filter(|e| !e.cols.find(c).is_empty()).collect();
+                    if owners.is_empty() {
+                        continue;
+                    }
+                    for e in owners {
+                        if let (Some(r), Some(_)) = (&e.refname, &e.fd) {
+                            hits.push((i, r.clone()));
+                        }
+                    }
+                    break;
+                }
+            }
+            (None, None) => {
+                if let Some((i, l)) = self.levels.iter().enumerate().next_back() {
+                    for e in &l.entries {
+                        if let (Some(r), Some(_)) = (&e.refname, &e.fd) {
+                            hits.push((i, r.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        for (i, r) in hits {
+            if let Some(l) = self.levels.get_mut(i) {
+                let item = (r, col.map(str::to_string));
+                if !l.refs.contains(&item) {
+                    l.refs.push(item);
+                }
+            }
+        }
     }
 
     /// With keyed outputs, nothing may order, group or deduplicate by them (through output
@@ -493,6 +659,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                     relation: None,
                     cols: cols.clone(),
                     strip_schema: false,
+                    fd: None,
                 });
                 Ok(cols)
             }
@@ -522,6 +689,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                     relation: None,
                     cols: cols.clone(),
                     strip_schema: false,
+                    fd: None,
                 });
                 Ok(cols)
             }
@@ -559,6 +727,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                         relation: None,
                         cols: Cols::Known(using.iter().map(ColInfo::plain).collect()),
                         strip_schema: false,
+                        fd: None,
                     });
                 }
                 if j.alias.is_some() {
@@ -587,6 +756,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                         relation: None,
                         cols,
                         strip_schema: false,
+                        fd: None,
                     });
                 }
                 Ok(combined)
@@ -635,6 +805,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                     relation: None,
                     cols: cols.clone(),
                     strip_schema: false,
+                    fd: None,
                 });
                 Ok(cols)
             }
@@ -660,6 +831,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                     relation: None,
                     cols: cols.clone(),
                     strip_schema: false,
+                    fd: None,
                 });
                 return Ok(cols);
             }
@@ -682,11 +854,31 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                         Some(format!("pgveil built-in guard: {reason}")),
                     ))
                 }
-                Guard::Rewrite {
-                    constants,
-                    row_filter,
-                } => {
-                    let sub = masking::guard_subquery(rel, constants, row_filter, rv.inh);
+                Guard::Rewrite { .. } | Guard::Nulls { .. } => {
+                    let (owned, row_filter): (Vec<(String, String)>, Option<&str>) = match &g {
+                        Guard::Rewrite {
+                            constants,
+                            row_filter,
+                        } => (
+                            constants
+                                .iter()
+                                .map(|(k, v)| (k.to_string(), v.to_string()))
+                                .collect(),
+                            *row_filter,
+                        ),
+                        Guard::Nulls { keep } => (
+                            rel.columns
+                                .iter()
+                                .filter(|c| !keep.contains(&c.name.as_str()))
+                                .map(|c| (c.name.clone(), format!("NULL::{}", c.type_name)))
+                                .collect(),
+                            None,
+                        ),
+                        Guard::Refuse { .. } => (Vec::new(), None),
+                    };
+                    let constants: Vec<(&str, &str)> =
+                        owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    let sub = masking::guard_subquery(rel, &constants, row_filter, rv.inh);
                     let original = format!(
                         "{}{}.{}",
                         if rv.inh { "" } else { "ONLY " },
@@ -712,11 +904,13 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                             .collect(),
                     )
                     .renamed(&alias_names);
+                    let fd = functional_key(rel, &cols, Some(index));
                     self.push_entry(Entry {
                         refname: Some(refname),
                         relation,
                         cols: cols.clone(),
                         strip_schema: alias.is_none(),
+                        fd,
                     });
                     return Ok(cols);
                 }
@@ -742,6 +936,9 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 Some("pgveil refuses until its catalog and rules are reloaded; retry shortly".into()),
             ));
         }
+        if !self.ctx.plan.tables.contains_key(&rel.oid) {
+            self.check_inheritance(rel, rv.inh)?;
+        }
         if let Some(tp) = self.ctx.plan.tables.get(&rel.oid) {
             let built = masking::table_subquery(rel, tp, rv.inh)?;
             // An alias column list renames by position: it must stop before the first denied
@@ -765,11 +962,13 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             self.splice(n, built.sql, &refname, &rv.alias, None);
             self.touched_protected = true;
             let cols = Cols::Known(built.cols).renamed(&alias_names);
+            let fd = functional_key(rel, &cols, None);
             self.push_entry(Entry {
                 refname: Some(refname),
                 relation,
                 cols: cols.clone(),
                 strip_schema: alias.is_none(),
+                fd,
             });
             return Ok(cols);
         }
@@ -793,8 +992,68 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             relation,
             cols: cols.clone(),
             strip_schema: strip,
+            fd: None,
         });
         Ok(cols)
+    }
+
+    /// A relation without a plan must not be a way to a protected one's rows: a partition or
+    /// inheritance child of a protected relation holds some of its rows, and a parent read
+    /// with its children (no `ONLY`) reads theirs. Both are refused (fail closed); the DBA can
+    /// give the relation rules of its own.
+    fn check_inheritance(&self, rel: &Relation, inh: bool) -> R<()> {
+        let cat = self.ctx.catalog;
+        let tables = &self.ctx.plan.tables;
+        if cat.parents.is_empty() || tables.is_empty() {
+            return Ok(());
+        }
+        let name_of = |oid: u32| {
+            cat.by_oid(oid)
+                .map(Relation::qualified_name)
+                .unwrap_or_else(|| format!("oid {oid}"))
+        };
+        if let Some(p) = cat
+            .ancestors(rel.oid)
+            .into_iter()
+            .find(|a| tables.contains_key(a))
+        {
+            let parent = name_of(p);
+            return Err(Refusal::new(
+                "42501",
+                format!(
+                    "permission denied for relation {}: it is a partition or inheritance child of \
+                     protected relation {parent}",
+                    rel.qualified_name()
+                ),
+                Some(format!(
+                    "read the parent table {parent} instead (pgveil masks it there), or ask the DBA \
+                     for rules on {}",
+                    rel.qualified_name()
+                )),
+            ));
+        }
+        if inh {
+            if let Some(c) = cat
+                .descendants(rel.oid)
+                .into_iter()
+                .find(|d| tables.contains_key(d))
+            {
+                return Err(Refusal::new(
+                    "42501",
+                    format!(
+                        "permission denied for relation {}: its partitions or inheritance children \
+                         include protected relation {}",
+                        rel.qualified_name(),
+                        name_of(c)
+                    ),
+                    Some(format!(
+                        "read ONLY {} or its other children, or ask the DBA for rules on it",
+                        rel.qualified_name()
+                    )),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn resolve_relation(&self, rv: &protobuf::RangeVar) -> R<&'c Relation> {
@@ -1120,8 +1379,8 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         };
         let names = key.1;
         verdict?;
-        if names.last().is_some_and(|n| n == "current_setting") {
-            check_current_setting(&f.args)?;
+        if names.last().is_some_and(|n| n == "current_setting") && guard_current_setting(&mut f.args)? {
+            self.rewrote = true;
         }
         self.exprs(&mut f.args)?;
         self.exprs(&mut f.agg_order)?;
@@ -1151,13 +1410,22 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 return Err(unsupported("a misplaced *"));
             }
             let entries: Vec<Entry> = match quals.as_slice() {
-                [] => self.levels.last().map(|l| l.entries.clone()).unwrap_or_default(),
-                [q] => find_entry(&self.levels, q).cloned().into_iter().collect(),
+                [] => {
+                    self.note_ref(None, None);
+                    self.levels.last().map(|l| l.entries.clone()).unwrap_or_default()
+                }
+                [q] => {
+                    self.note_ref(Some(q), None);
+                    find_entry(&self.levels, q).cloned().into_iter().collect()
+                }
                 [s, r] | [_, s, r] => {
                     let e = find_qualified(&self.levels, s, r).cloned();
                     if e.as_ref().is_some_and(|e| e.strip_schema) {
                         let drop = quals.len() - 1;
                         cr.fields.drain(0..drop);
+                    }
+                    if let Some(q) = e.as_ref().and_then(|e| e.refname.clone()) {
+                        self.note_ref(Some(&q), None);
                     }
                     e.into_iter().collect()
                 }
@@ -1188,14 +1456,17 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 if cands.is_empty() {
                     if let Some(e) = find_entry(&self.levels, c).cloned() {
                         self.whole_entry(&e, " (in a whole-row reference)")?;
+                        self.note_ref(Some(c), None);
                     }
                     return Ok(None);
                 }
+                self.note_ref(None, Some(c));
                 self.judge(&cands, pos)
             }
             [q, c] => {
                 if let Some(e) = find_entry(&self.levels, q) {
                     let cands = e.cols.find(c);
+                    self.note_ref(Some(q), Some(c));
                     return self.judge(&cands, pos);
                 }
                 // `q.c` where q is a (composite) column: c is a field of it.
@@ -1209,6 +1480,9 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                         cr.fields.drain(0..drop);
                     }
                     let cands = e.cols.find(c);
+                    if let Some(q) = &e.refname {
+                        self.note_ref(Some(q), Some(c));
+                    }
                     return self.judge(&cands, pos);
                 }
                 if names.len() == 3 {
@@ -1306,22 +1580,154 @@ fn check_natural(left: &Cols, right: &Cols) -> R<()> {
     Ok(())
 }
 
+/// The setting name custom (dotted) names are turned into by [`guard_current_setting`]: no
+/// such setting exists, so `current_setting` fails (or gives NULL with `missing_ok`).
+pub(crate) const HIDDEN_SETTING: &str = "pgveil_custom_settings_are_hidden";
+
+fn const_node(v: a_const::Val) -> Node {
+    Node {
+        node: Some(N::AConst(protobuf::AConst {
+            isnull: false,
+            val: Some(v),
+            location: -1,
+        })),
+    }
+}
+
+fn string_const(s: &str) -> Node {
+    const_node(a_const::Val::Sval(protobuf::String { sval: s.to_string() }))
+}
+
 /// `current_setting` reads session settings; custom (dotted) ones are where applications keep
-/// secrets and tenant keys, so only a constant built-in setting name passes.
-fn check_current_setting(args: &[Node]) -> R<()> {
-    let name = match args.first().map(|a| &a.node) {
-        Some(Some(N::AConst(c))) => match &c.val {
-            Some(a_const::Val::Sval(s)) => Some(s.sval.clone()),
-            _ => None,
-        },
-        _ => None,
-    };
-    match name {
-        Some(n) if !n.contains('.') => Ok(()),
-        _ => Err(Refusal::new(
+/// secrets and tenant keys. A constant built-in name passes as written; a constant dotted name
+/// is refused; any other argument (a parameter, as SQLAlchemy sends, or an expression) is
+/// wrapped so that PostgreSQL turns a dotted name into [`HIDDEN_SETTING`]:
+/// `pg_catalog.regexp_replace(ARG, '^.*[.].*$', 'pgveil_custom_settings_are_hidden')`. The
+/// argument is evaluated once (a CASE testing it and then using it could see two different
+/// values of a volatile expression). Returns whether the call was rewritten.
+fn guard_current_setting(args: &mut [Node]) -> R<bool> {
+    let refuse = || {
+        Refusal::new(
             "42501",
-            "permission denied for current_setting of a custom or computed setting name",
-            Some("pgveil allows current_setting('<built-in setting>') with a constant name".into()),
-        )),
+            "permission denied for current_setting of a custom (dotted) setting name",
+            Some("custom settings can hold application secrets; pgveil allows current_setting of built-in settings".into()),
+        )
+    };
+    // The name is the first positional argument or the one named `setting_name`.
+    let slot: Option<&mut Node> = match args.first().map(|a| &a.node) {
+        Some(Some(N::NamedArgExpr(_))) => args.iter_mut().find_map(|a| match &mut a.node {
+            Some(N::NamedArgExpr(na)) if na.name == "setting_name" => na.arg.as_deref_mut(),
+            _ => None,
+        }),
+        _ => args.first_mut(),
+    };
+    let Some(slot) = slot else {
+        return Err(refuse());
+    };
+    if let Some(N::AConst(c)) = &slot.node {
+        if let Some(a_const::Val::Sval(s)) = &c.val {
+            return if s.sval.contains('.') {
+                Err(refuse())
+            } else {
+                Ok(false)
+            };
+        }
+    }
+    let original = std::mem::take(slot);
+    *slot = Node {
+        node: Some(N::FuncCall(Box::new(protobuf::FuncCall {
+            funcname: vec![
+                Node {
+                    node: Some(N::String(protobuf::String {
+                        sval: "pg_catalog".into(),
+                    })),
+                },
+                Node {
+                    node: Some(N::String(protobuf::String {
+                        sval: "regexp_replace".into(),
+                    })),
+                },
+            ],
+            args: vec![original, string_const("^.*[.].*$"), string_const(HIDDEN_SETTING)],
+            funcformat: protobuf::CoercionForm::CoerceExplicitCall as i32,
+            location: -1,
+            ..Default::default()
+        }))),
+    };
+    Ok(true)
+}
+
+/// Types PostgreSQL cannot group by (no default equality operator): json, xml, the
+/// geometric types and arrays of them, and catalog-internal types (pg_node_tree, anyarray,
+/// snapshots, extended statistics). A column of such a type is never added to a GROUP BY.
+fn groupable(type_oid: u32) -> bool {
+    !matches!(
+        type_oid,
+        114 | 199
+            | 142
+            | 143
+            | 600
+            | 601
+            | 602
+            | 603
+            | 604
+            | 628
+            | 629
+            | 718
+            | 719
+            | 1017
+            | 1018
+            | 1019
+            | 1020
+            | 1027
+    )
+}
+
+/// The functional-dependency facts of a relation replaced by a subquery, if it has a primary
+/// key whose columns all read clear. `cols` are the entry's columns, in catalog order; `guard`
+/// is the splice of a catalog guard (which only replaces the relation when a guarded column
+/// is read).
+fn functional_key(rel: &Relation, cols: &Cols, guard: Option<usize>) -> Option<Arc<Fd>> {
+    if rel.primary_key.is_empty() {
+        return None;
+    }
+    let shown = cols.all();
+    if shown.len() != rel.columns.len() {
+        return None;
+    }
+    let mut key = Vec::with_capacity(rel.primary_key.len());
+    for k in &rel.primary_key {
+        let i = rel.columns.iter().position(|c| &c.name == k)?;
+        let c = &shown[i];
+        if !matches!(c.state, ColState::Plain) {
+            return None;
+        }
+        key.push(c.name.clone());
+    }
+    let cols = rel
+        .columns
+        .iter()
+        .zip(shown)
+        .filter(|(c, _)| groupable(c.type_oid))
+        .filter_map(|(_, ci)| match &ci.state {
+            ColState::Denied(_) => None,
+            ColState::Keyed(_, _, internal) => Some((ci.name.clone(), internal.clone())),
+            _ => Some((ci.name.clone(), ci.name.clone())),
+        })
+        .collect();
+    Some(Arc::new(Fd { key, cols, guard }))
+}
+
+fn column_ref_node(parts: &[&str]) -> Node {
+    Node {
+        node: Some(N::ColumnRef(protobuf::ColumnRef {
+            fields: parts
+                .iter()
+                .map(|p| Node {
+                    node: Some(N::String(protobuf::String { sval: p.to_string() })),
+                })
+                .collect(),
+            location: -1,
+        })),
     }
 }

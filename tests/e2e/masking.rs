@@ -28,12 +28,25 @@ async fn analyst_sees_masked_values_and_no_salary() {
     let (cluster, proxy) = demo_bed().await;
     let analyst = connect(&proxy.url("analyst", "analyst", "seller")).await;
     let direct = connect(&cluster.url("seller")).await;
-    let rows = simple(&analyst, "SELECT id, id_number, phone FROM customers ORDER BY id LIMIT 20").await.expect("answered");
+    let rows = simple(
+        &analyst,
+        "SELECT id, id_number, phone FROM customers ORDER BY id LIMIT 20",
+    )
+    .await
+    .expect("answered");
     assert_eq!(rows.len(), 21);
     for r in &rows[..20] {
         let id = r[0].as_deref().expect("id");
-        let raw = simple(&direct, &format!("SELECT id_number, phone FROM customers WHERE id = {id}")).await.expect("direct");
-        let (raw_id, masked_id) = (raw[0][0].as_deref().expect("raw id"), r[1].as_deref().expect("masked id"));
+        let raw = simple(
+            &direct,
+            &format!("SELECT id_number, phone FROM customers WHERE id = {id}"),
+        )
+        .await
+        .expect("direct");
+        let (raw_id, masked_id) = (
+            raw[0][0].as_deref().expect("raw id"),
+            r[1].as_deref().expect("masked id"),
+        );
         assert_eq!(masked_id.len(), 18);
         assert_eq!(&masked_id[..6], &raw_id[..6], "region code kept");
         assert!(masked_id[6..].chars().all(|c| c == '*'), "{masked_id}");
@@ -44,13 +57,30 @@ async fn analyst_sees_masked_values_and_no_salary() {
         }
     }
     // Binary format: the same masked text.
-    let b = extended(&analyst, "SELECT id_number FROM customers ORDER BY id LIMIT 1", &[]).await.expect("binary");
+    let b = extended(
+        &analyst,
+        "SELECT id_number FROM customers ORDER BY id LIMIT 1",
+        &[],
+    )
+    .await
+    .expect("binary");
     assert_eq!(b[0][0], rows[0][1]);
-    let e = simple(&analyst, "SELECT name, salary FROM employees").await.unwrap_err();
-    assert!(e.starts_with("42501: permission denied for column public.employees.salary"), "{e}");
+    let e = simple(&analyst, "SELECT name, salary FROM employees")
+        .await
+        .unwrap_err();
+    assert!(
+        e.starts_with("42501: permission denied for column public.employees.salary"),
+        "{e}"
+    );
     // The consent filter: the analyst counts only consenting customers.
-    let n = simple(&analyst, "SELECT count(*) FROM customers").await.expect("count")[0][0].clone();
-    let want = simple(&direct, "SELECT count(*) FROM customers WHERE consent_transfer").await.expect("count")[0][0].clone();
+    let n = simple(&analyst, "SELECT count(*) FROM customers")
+        .await
+        .expect("count")[0][0]
+        .clone();
+    let want = simple(&direct, "SELECT count(*) FROM customers WHERE consent_transfer")
+        .await
+        .expect("count")[0][0]
+        .clone();
     assert_eq!(n, want);
 }
 
@@ -61,16 +91,24 @@ async fn analyst_sees_masked_values_and_no_salary() {
 async fn sql_execute_of_a_keyed_statement_never_leaks_raw_values() {
     let (cluster, proxy) = demo_bed().await;
     let direct = connect(&cluster.url("seller")).await;
-    let raw_ids: Vec<String> = simple(&direct, "SELECT id_number FROM customers").await.expect("ids")
+    let raw_ids: Vec<String> = simple(&direct, "SELECT id_number FROM customers")
+        .await
+        .expect("ids")
         .into_iter()
         .filter_map(|r| r[0].clone())
         .filter(|v| !v.starts_with('#'))
         .collect();
     let addr = proxy.addr.to_string();
     for via_extended in [false, true] {
-        let mut c = Raw::connect(&addr, "auditor", "auditor", "seller").await.expect("auditor connects");
+        let mut c = Raw::connect(&addr, "auditor", "auditor", "seller")
+            .await
+            .expect("auditor connects");
         let mut out = BytesMut::new();
-        raw::parse(&mut out, "s", "SELECT id, id_number FROM customers ORDER BY id LIMIT 5");
+        raw::parse(
+            &mut out,
+            "s",
+            "SELECT id, id_number FROM customers ORDER BY id LIMIT 5",
+        );
         raw::sync(&mut out);
         if via_extended {
             raw::parse(&mut out, "", "EXECUTE s");
@@ -85,7 +123,9 @@ async fn sql_execute_of_a_keyed_statement_never_leaks_raw_values() {
         while let Some(f) = c.recv().await {
             seen.push(f.tag as char);
             assert!(
-                !raw_ids.iter().any(|id| f.bytes.windows(id.len()).any(|w| w == id.as_bytes())),
+                !raw_ids
+                    .iter()
+                    .any(|id| f.bytes.windows(id.len()).any(|w| w == id.as_bytes())),
                 "a raw ID number left pgveil (extended: {via_extended})"
             );
             if seen.iter().filter(|t| **t == 'Z').count() == 2 {
@@ -93,5 +133,34 @@ async fn sql_execute_of_a_keyed_statement_never_leaks_raw_values() {
             }
         }
         assert!(seen.contains(&'E'), "the indirect read is stopped: {seen:?}");
+    }
+}
+
+/// psql's `\d` family works for the analyst on protected tables, exactly as for the DBA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_describe_of_protected_tables_matches_the_dba() {
+    let (cluster, proxy) = demo_bed().await;
+    let psql = |user: &str, cmd: &str| {
+        let out = std::process::Command::new(cluster.bin("psql"))
+            .args(["-X", &proxy.url(user, user, "seller"), "-c", cmd])
+            .output()
+            .expect("psql runs");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    for cmd in [
+        "\\d customers",
+        "\\d employees",
+        "\\d customer_contacts",
+        "\\dt",
+        "\\d+ orders",
+    ] {
+        let dba = tokio::task::block_in_place(|| psql("dba", cmd));
+        let analyst = tokio::task::block_in_place(|| psql("analyst", cmd));
+        assert!(!dba.contains("ERROR"), "{dba}");
+        assert_eq!(analyst, dba, "{cmd}");
     }
 }
