@@ -106,9 +106,15 @@ def refused():
     try:
         pd.read_sql_table("employees", analyst)
         ck.ok("read_sql_table(employees) refused (salary is secret)", False, "it ran")
-    except sa.exc.ProgrammingError as e:
+    except (sa.exc.ProgrammingError, pd.errors.DatabaseError) as e:
+        # pandas 3 wraps SQLAlchemy's error in its own DatabaseError; the driver's error
+        # (with its SQLSTATE) is SQLAlchemy's `orig`, wherever it sits in the chain.
+        err = e
+        while err is not None and not hasattr(err, "orig"):
+            err = err.__cause__ or err.__context__
+        orig = getattr(err, "orig", e)
         ck.ok("read_sql_table(employees) refused with 42501 naming salary",
-              getattr(e.orig, "sqlstate", None) == "42501" and "employees.salary" in str(e.orig), str(e.orig))
+              getattr(orig, "sqlstate", None) == "42501" and "employees.salary" in str(orig), str(orig))
     df = pd.read_sql_table("employees", analyst, columns=["id", "department", "hired_on"])
     ck.eq("read_sql_table(employees, columns=public ones)", len(df), 50)
 
