@@ -72,13 +72,17 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   log "building pgveil and the bench client (release)"
   (cd "$ROOT" && cargo build --release --quiet --bin pgveil --example bench_client) || die "cargo build failed"
 fi
-PGVEIL="$ROOT/target/release/pgveil"
-CLIENT="$ROOT/target/release/examples/bench_client"
-[ -x "$PGVEIL" ] && [ -x "$CLIENT" ] || die "missing $PGVEIL or $CLIENT"
+[ -x "$ROOT/target/release/pgveil" ] && [ -x "$ROOT/target/release/examples/bench_client" ] ||
+  die "missing target/release/pgveil or target/release/examples/bench_client"
 
 # --- work directory and cleanup --------------------------------------------------------------
 WORK=$(mktemp -d /tmp/pgveil-bench.XXXXXX)
 chmod 755 "$WORK"
+# Private copies: a rebuild in target/ during the run must not change what is measured (and
+# a profiler can still resolve the symbols of the running binary).
+cp "$ROOT/target/release/pgveil" "$ROOT/target/release/examples/bench_client" "$WORK/"
+PGVEIL="$WORK/pgveil"
+CLIENT="$WORK/bench_client"
 [ ${#AS[@]} -gt 0 ] && chown postgres "$WORK"
 DATA="$WORK/data"
 PIDS=()

@@ -21,7 +21,9 @@ fn run(role: &str, n: usize, sql: &str) -> Result<(), BoxError> {
     let cluster = Cluster::start()?;
     cluster.create_db("seller")?;
     cluster.psql("seller", pgveil::demo::data::SCHEMA_SQL)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let catalog = rt.block_on(async {
         let client = cluster.connect("seller").await?;
         pgveil::catalog::load::load(&client, 1).await
@@ -32,9 +34,11 @@ fn run(role: &str, n: usize, sql: &str) -> Result<(), BoxError> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let rules = pgveil::rules::load_dir(&dir).map_err(|e| pgveil::rules::format_errors(&e))?;
     let keys = pgveil::rules::load_keys(&rules).map_err(|e| pgveil::rules::format_errors(&e))?;
-    let plans =
-        pgveil::policy::compile::compile(&rules, &catalog, &keys).map_err(|e| pgveil::rules::format_errors(&e))?;
-    let plan = plans.get(role).ok_or_else(|| format!("no role {role} in the demo rules"))?;
+    let plans = pgveil::policy::compile::compile(&rules, &catalog, &keys)
+        .map_err(|e| pgveil::rules::format_errors(&e))?;
+    let plan = plans
+        .get(role)
+        .ok_or_else(|| format!("no role {role} in the demo rules"))?;
     let search_path = vec!["public".to_string()];
     let ctx = Context {
         catalog: &catalog,
