@@ -175,67 +175,7 @@ def ns(x):
     return f"{x:.0f} ns"
 
 
-def report(args):
-    results, out_path = args[0], args[1]
-    opts = {}
-    it = iter(args[2:])
-    for k in it:
-        opts[k.lstrip("-")] = next(it, "")
-    rows = load(results)
-    # (section, test, target) -> rep -> row
-    data = defaultdict(dict)
-    for r in rows:
-        data[(r["section"], r["test"], r["target"])][r["rep"]] = r
-
-    def values(section, test, target):
-        return {rep: float(r["value"]) for rep, r in data.get((section, test, target), {}).items() if r["value"]}
-
-    def cpu_per(section, test, target, which):
-        """Median CPU µs per unit (transaction, connection, or the whole stream in s)."""
-        xs = []
-        for r in data.get((section, test, target), {}).values():
-            # Streams report CPU per whole stream; the others per transaction or connection.
-            n = float(r["units"].split("/")[1]) if "/" in r["units"] and section not in ("stream", "maskcost") else 1.0
-            pg = float(r["pg_cpu_s"] or 0)
-            px = float(r["proxy_cpu_s"] or 0)
-            v = {"stack": pg + px, "proxy": px, "pg": pg}[which]
-            xs.append(v / n * 1e6)
-        return med(xs)
-
-    m = machine()
-    L = []
-    L.append(BEGIN)
-    L.append("")
-    L.append(f"Run of {m['date']}: `{opts.get('command', 'bench/run.sh')}`")
-    L.append("")
-    L.append(
-        f"Machine: {m['nproc']} CPUs ({m['model']}), {m['memory']} RAM, Linux {m['kernel']}; "
-        f"load average at the end {m['load']}. {opts.get('pg-version', '')}; "
-        f"{opts.get('bouncer-version') or 'PgBouncer not installed'}. Shared with other jobs: "
-        "compare ratios within this run only, never absolute figures across runs."
-    )
-    L.append("")
-    L.append(
-        f"Settings: pgbench scale {opts.get('scale')}, `-T {opts.get('t')}` per run, {opts.get('reps')} interleaved "
-        f"repetitions (the order of the targets rotates each repetition); wide table "
-        f"{int(opts.get('rows', 0)):,} rows x 10 columns; SCRAM-SHA-256 on every TCP login "
-        "(PostgreSQL, PgBouncer, pgveil); PgBouncer in session mode; pgveil with `RUST_LOG=warn`. "
-        "Figures: median over the repetitions, (min–max) of the per-repetition values; ratios are "
-        "taken per repetition against direct in the same repetition. CPU is the whole server side "
-        "(every PostgreSQL process + the proxy) from /proc utime+stime; clients are not counted."
-    )
-    L.append("")
-
-    # --- pgbench
-    targets = ["direct", "pgbouncer", "pgveil_full", "pgveil_masked"]
-    names = {
-        "direct": "direct",
-        "pgbouncer": "PgBouncer",
-        "pgveil_full": "pgveil unrestricted",
-        "pgveil_masked": "pgveil restricted",
-        "direct_masksql": "direct, pgveil's masking SQL",
-    }
-    present = [t for t in targets if any(k[2] == t and k[0] == "pgbench" for k in data)]
+def pgbench_tables(L, present, names, values, cpu_per):
     L.append("### pgbench -S (TPS; ratio to direct)")
     L.append("")
     L.append("Direct and PgBouncer run as the `postgres` superuser; the role only matters to pgveil.")
@@ -269,6 +209,127 @@ def report(args):
             cells.append(fmt(s, 1) + ("" if t == "direct" else f" ({fmt(p, 1)})"))
         L.append(f"| {test} | " + " | ".join(cells) + " |")
     L.append("")
+
+
+def targets_table(L, values, cpu_per, opts, crit):
+    """Issue 7's targets against this run: measured, met or not, and by how much."""
+    rows = []
+
+    def ratio(section, test, target):
+        r = ratio_stats(values(section, test, target), values(section, test, "direct"), section != "stream")
+        return r[0] if r else None
+
+    def check(name, got, want, higher=True, unit="", digits=2):
+        if got is None:
+            rows.append((name, "–", want_s(want, higher, unit, digits), "not measured", ""))
+            return
+        ok = got >= want if higher else got <= want
+        gap = "" if ok else (f"{want - got:.{digits}f}{unit} short" if higher else f"{got / want:.1f}x over")
+        rows.append((name, f"{got:.{digits}f}{unit}", want_s(want, higher, unit, digits), "met" if ok else "**missed**", gap))
+
+    def want_s(want, higher, unit, digits):
+        return ("≥ " if higher else "≤ ") + f"{want:.{digits}f}{unit}"
+
+    check("pgbench -S prepared c16, unrestricted (ratio)", ratio("pgbench", "prepared c16", "pgveil_full"), 0.80)
+    check("pgbench -S prepared c16, restricted (ratio)", ratio("pgbench", "prepared c16", "pgveil_masked"), 0.75)
+    check("pgbench -S prepared c1, unrestricted (ratio)", ratio("pgbench", "prepared c1", "pgveil_full"), 0.70)
+    check("pgbench -S prepared c1, restricted (ratio)", ratio("pgbench", "prepared c1", "pgveil_masked"), 0.70)
+    d = cpu_per("pgbench", "prepared c16", "direct", "stack")
+    b = cpu_per("pgbench", "prepared c16", "pgbouncer", "stack")
+    for t, label in (("pgveil_full", "unrestricted"), ("pgveil_masked", "restricted")):
+        v = cpu_per("pgbench", "prepared c16", t, "stack")
+        if d == d and b == b and v == v and b - d > 0:
+            check(f"CPU added per tx, prepared c16, {label} (µs; ≤ half of PgBouncer's {b - d:.1f})", v - d, (b - d) / 2, False, " µs", 1)
+    check("1M rows, 5 masked, text (ratio)", ratio("stream", "text", "pgveil_masked"), 0.95)
+    check("1M rows, 5 masked, binary (ratio)", ratio("stream", "binary", "pgveil_masked"), 0.90)
+    check("1M rows, 5 masked, COPY (ratio)", ratio("stream", "copy", "pgveil_masked"), 0.90)
+    hs = int(opts.get("hwm-streams") or 0)
+    if hs:
+        check("pgveil peak RSS with 1M-row results (MiB)", hs / 1024, 64, False, " MiB", 1)
+    growth = opts.get("idle-growth-kb")
+    if growth is not None:
+        check(f"{opts.get('idle')} idle sessions, pgveil RSS growth (MiB)", growth / 1024, 64, False, " MiB", 1)
+    check("connections/s, unrestricted (ratio)", ratio("connect", "connect", "pgveil_full"), 0.70)
+    check("connections/s, restricted (ratio)", ratio("connect", "connect", "pgveil_masked"), 0.70)
+    est = {name: e for name, e, _ in crit}
+    v = est.get("analysis/cold/analyst/bi_join_groupby")
+    check("analysis, BI statement uncached (µs)", v / 1e3 if v else None, 20, False, " µs", 1)
+    cached = [e for n, e in est.items() if n.startswith("analysis/cached/")]
+    check("analysis from the cache, worst statement (µs)", max(cached) / 1e3 if cached else None, 2, False, " µs", 2)
+    m, r0 = est.get("datarow/mask5_partial/text"), est.get("datarow/rebuild_no_mask/text")
+    check("partial mask per value, in the DataRow (ns)", (m - r0) / 5 if m and r0 else None, 100, False, " ns", 0)
+    L.append("### Targets of issue 7 in this run")
+    L.append("")
+    L.append("| target | measured | wanted | | gap |")
+    L.append("|---|---|---|---|---|")
+    for r in rows:
+        L.append("| " + " | ".join(r) + " |")
+    L.append("")
+
+
+def report(args):
+    results, out_path = args[0], args[1]
+    opts = {}
+    it = iter(args[2:])
+    for k in it:
+        opts[k.lstrip("-")] = next(it, "")
+    rows = load(results)
+    # (section, test, target) -> rep -> row
+    data = defaultdict(dict)
+    for r in rows:
+        data[(r["section"], r["test"], r["target"])][r["rep"]] = r
+
+    def values(section, test, target):
+        return {rep: float(r["value"]) for rep, r in data.get((section, test, target), {}).items() if r["value"]}
+
+    def cpu_per(section, test, target, which):
+        """Median CPU µs per unit (transaction, connection, or the whole stream in s)."""
+        xs = []
+        for r in data.get((section, test, target), {}).values():
+            # Streams report CPU per whole stream; the others per transaction or connection.
+            n = float(r["units"].split("/")[1]) if "/" in r["units"] and section not in ("stream", "maskcost") else 1.0
+            pg = float(r["pg_cpu_s"] or 0)
+            px = float(r["proxy_cpu_s"] or 0)
+            v = {"stack": pg + px, "proxy": px, "pg": pg}[which]
+            xs.append(v / n * 1e6)
+        return med(xs)
+
+    m = machine()
+    L = []
+    L.append(BEGIN)
+    L.append("")
+    L.append(f"Run of {opts.get('started', '?')} to {m['date']}: `{opts.get('command', 'bench/run.sh')}`")
+    L.append("")
+    L.append(
+        f"Machine: {m['nproc']} CPUs ({m['model']}), {m['memory']} RAM, Linux {m['kernel']}; "
+        f"load average at the end {m['load']}. {opts.get('pg-version', '')}; "
+        f"{opts.get('bouncer-version') or 'PgBouncer not installed'}. Shared with other jobs: "
+        "compare ratios within this run only, never absolute figures across runs."
+    )
+    L.append("")
+    L.append(
+        f"Settings: pgbench scale {opts.get('scale')}, `-T {opts.get('t')}` per run, {opts.get('reps')} interleaved "
+        f"repetitions (the order of the targets rotates each repetition); wide table "
+        f"{int(opts.get('rows', 0)):,} rows x 10 columns; SCRAM-SHA-256 on every TCP login "
+        "(PostgreSQL, PgBouncer, pgveil); PgBouncer in session mode; pgveil with `RUST_LOG=warn`. "
+        "Figures: median over the repetitions, (min–max) of the per-repetition values; ratios are "
+        "taken per repetition against direct in the same repetition. CPU is the whole server side "
+        "(every PostgreSQL process + the proxy) from /proc utime+stime; clients are not counted."
+    )
+    L.append("")
+
+    # --- pgbench
+    targets = ["direct", "pgbouncer", "pgveil_full", "pgveil_masked"]
+    names = {
+        "direct": "direct",
+        "pgbouncer": "PgBouncer",
+        "pgveil_full": "pgveil unrestricted",
+        "pgveil_masked": "pgveil restricted",
+        "direct_masksql": "direct, pgveil's masking SQL",
+    }
+    present = [t for t in targets if any(k[2] == t and k[0] == "pgbench" for k in data)]
+    if present:
+        pgbench_tables(L, present, names, values, cpu_per)
 
     # --- streams
     st_targets = ["direct", "direct_masksql", "pgbouncer", "pgveil_full", "pgveil_masked"]
@@ -360,6 +421,8 @@ def report(args):
             before = med([float(r["proxy_rss_kb"]) for r in rs.values()])
             with_idle = med([float(r["value"]) for r in rs.values()])
             cells.append(f"{before / 1024:.1f} -> {with_idle / 1024:.1f} MiB (+{(with_idle - before) / 1024:.1f})")
+            if t == "pgveil_masked":
+                opts["idle-growth-kb"] = with_idle - before
         L.append("| proxy RSS before -> with the idle sessions | " + " | ".join(cells) + " |")
         he = int(opts.get("hwm-end") or 0)
         L.append("")
@@ -393,17 +456,65 @@ def report(args):
             )
         L.append("")
 
+    # --- syscalls (perf stat on the proxy)
+    sc = [(t, r) for (sec, _test, t), reps in data.items() if sec == "syscalls" for r in reps.values()]
+    if sc:
+        L.append("### Syscalls and context switches of the proxy per transaction (`perf stat`, pgbench -S -M prepared -c 16)")
+        L.append("")
+        L.append("Four syscalls per transaction (read client, write upstream, read upstream, write client) is the floor for a proxy.")
+        L.append("")
+        L.append("| proxy | syscalls/tx | context switches/tx |")
+        L.append("|---|---|---|")
+        for t, r in sc:
+            n = float(r["units"].split("/")[1] or 1)
+            L.append(f"| {names.get(t, t)} | {float(r['value']) / n:.2f} | {float(r['pg_cpu_s']) / n:.2f} |")
+        L.append("")
+
     # --- criterion
     crit = criterion_figures(opts.get("criterion", os.path.join(os.path.dirname(out_path), "target", "criterion")))
     crit = [c for c in crit if c[0].split("/")[0] in ("analysis", "policy", "datarow")]
     if crit:
-        L.append("### Micro-benchmarks (criterion, `cargo bench --bench analysis --bench datarow`; last run on this machine)")
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(c[2] for c in crit)))
+        L.append(f"### Micro-benchmarks (criterion, `cargo bench --bench analysis --bench datarow`; run of {when} on this machine)")
         L.append("")
+        est = {name: e for name, e, _ in crit}
+        stmts = []
+        for name in est:
+            parts = name.split("/")
+            if parts[0] == "analysis" and len(parts) == 4 and parts[3] not in stmts:
+                stmts.append(parts[3])
+        roles = sorted({n.split("/")[2] for n in est if n.startswith("analysis/") and n.count("/") == 3})
+        if stmts:
+            L.append("Statement analysis (demo schema and rules; cold: `sql::analyze`, cached: `AnalysisCache::analyze` hit):")
+            L.append("")
+            L.append("| statement | " + " | ".join(f"{r} cold | {r} cached" for r in roles) + " |")
+            L.append("|---|" + "---|---|" * len(roles))
+            for st in stmts:
+                cells = []
+                for r in roles:
+                    for kind in ("cold", "cached"):
+                        v = est.get(f"analysis/{kind}/{r}/{st}")
+                        cells.append(ns(v) if v is not None else "–")
+                L.append(f"| {st} | " + " | ".join(cells) + " |")
+            L.append("")
         L.append("| benchmark | median |")
         L.append("|---|---|")
-        for name, est, _mtime in crit:
-            L.append(f"| {name} | {ns(est)} |")
+        for name, e, _mtime in crit:
+            if not name.startswith("analysis/"):
+                L.append(f"| {name} | {ns(e)} |")
         L.append("")
+
+    targets_table(L, values, cpu_per, opts, crit)
+
+    failures = opts.get("failures")
+    if failures and os.path.exists(failures):
+        with open(failures) as f:
+            lines = [x.strip() for x in f if x.strip()]
+        if lines:
+            L.append("**Failed measurements** (left out of the figures above):")
+            L.append("")
+            L.extend(f"- {x}" for x in lines)
+            L.append("")
 
     sample = opts.get("sample")
     if sample and os.path.exists(sample):

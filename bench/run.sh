@@ -21,7 +21,7 @@
 #     BENCH_OUT (default BENCHMARKS.md), keeping the text around them.
 #
 # Environment: BENCH_T (pgbench seconds, default 5), BENCH_REPS (3), BENCH_SCALE (10),
-# BENCH_SECTIONS (default "pgbench stream connect idle maskcost": which parts to run; add
+# BENCH_SECTIONS (default "pgbench stream connect idle maskcost syscalls": which parts to run; add
 # "hold" to keep everything running afterwards for manual profiling),
 # BENCH_ROWS (1000000), BENCH_CONNS (500), BENCH_IDLE (1000), BENCH_OUT, BENCH_NO_BUILD=1 (use
 # the binaries in target/release as they are), BENCH_KEEP=1 (keep the work directory),
@@ -36,14 +36,17 @@ ROWS=${BENCH_ROWS:-1000000}
 CONNS=${BENCH_CONNS:-500}
 IDLE=${BENCH_IDLE:-1000}
 OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
-SECTIONS=" ${BENCH_SECTIONS:-pgbench stream connect idle maskcost} "
+SECTIONS=" ${BENCH_SECTIONS:-pgbench stream connect idle maskcost syscalls} "
 want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 LIB="python3 $ROOT/bench/lib.py"
 COMMAND_LINE="$(for v in BENCH_T BENCH_REPS BENCH_SCALE BENCH_ROWS BENCH_CONNS BENCH_IDLE BENCH_SECTIONS; do
-  [ -n "${!v:-}" ] && printf '%s=%q ' "$v" "${!v}"; done)bench/run.sh"
+  if [ -n "${!v:-}" ]; then printf '%s=%q ' "$v" "${!v}"; fi; done)bench/run.sh"
 
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# A measurement that failed: logged, listed in the report, and its value left empty.
+fail() { log "FAILED: $*"; echo "$*" >> "${WORK:-/tmp}/failures"; }
 
 # --- tools ----------------------------------------------------------------------------------
 PGBIN=${PGVEIL_PG_BINDIR:-}
@@ -270,11 +273,11 @@ pgbench_run() {
   local port user pw out
   read -r port user pw <<<"${TGT[$t]}"
   out=$(PGPASSWORD=$pw "$PGBENCH" -n -h 127.0.0.1 -p "$port" -U "$user" "$@" bench 2>&1) ||
-    { echo "$out" >&2; die "pgbench $* against $t failed"; }
+    { echo "$out" | tail -5 >&2; fail "pgbench $* against $t failed"; return 1; }
   local tps n
   tps=$(awk '/^tps = /{print $3; exit}' <<<"$out")
   n=$(awk -F': ' '/number of transactions actually processed/{split($2, a, "/"); print a[1]; exit}' <<<"$out")
-  [ -n "$tps" ] && [ -n "$n" ] || { echo "$out" >&2; die "cannot read pgbench's output"; }
+  [ -n "$tps" ] && [ -n "$n" ] || { echo "$out" | tail -5 >&2; fail "cannot read pgbench's output ($t)"; return 1; }
   echo "$tps $n"
 }
 
@@ -313,10 +316,10 @@ stream_run() {
     text) PGPASSWORD=$pw "$PSQL" -X -q -A -t -h 127.0.0.1 -p "$port" -U "$user" -d bench -c "$sql" >/dev/null ;;
     copy) PGPASSWORD=$pw "$PSQL" -X -q -h 127.0.0.1 -p "$port" -U "$user" -d bench -c "$copy" >/dev/null ;;
     binary) "$CLIENT" binary "postgres://$user:$pw@127.0.0.1:$port/bench" "$sql" >"$WORK/binary.out" ;;
-  esac || die "$fmt stream against $t failed"
+  esac || { fail "$fmt stream against $t failed"; return 1; }
   e=$(date +%s.%N)
   if [ "$fmt" = binary ]; then
-    grep -q "^rows=$ROWS " "$WORK/binary.out" || die "binary stream against $t: $(cat "$WORK/binary.out")"
+    grep -q "^rows=$ROWS " "$WORK/binary.out" || { fail "binary stream against $t: $(cat "$WORK/binary.out")"; return 1; }
   fi
   echo "$e - $s" | bc -l
 }
@@ -325,7 +328,7 @@ want stream && for rep in $(seq "$REPS"); do
   for fmt in text binary copy; do
     for t in $(rotate "$rep" "${STREAM_TARGETS[@]}"); do
       b=$(cpu_now "$t")
-      secs=$(stream_run "$t" "$fmt")
+      secs=$(stream_run "$t" "$fmt") || secs=""
       a=$(cpu_now "$t")
       record stream "$fmt" "$t" "$rep" "$secs" "s/$ROWS" "$b" "$a"
       log "  rep $rep $fmt $t: ${secs}s"
@@ -361,10 +364,14 @@ want idle && for rep in $(seq "$REPS"); do
     PIDS+=("$idle_pid")
     for _ in $(seq 1200); do
       grep -q '^ready' "$WORK/idle.out" && break
-      kill -0 "$idle_pid" 2>/dev/null || { cat "$WORK/idle.out" >&2; die "the idle client against $t failed"; }
+      kill -0 "$idle_pid" 2>/dev/null || break
       sleep 0.1
     done
-    grep -q '^ready' "$WORK/idle.out" || die "the idle sessions against $t did not open within 120 s"
+    if ! grep -q '^ready' "$WORK/idle.out"; then
+      fail "idle sessions against $t did not open: $(tail -2 "$WORK/idle.out")"
+      touch "$WORK/stop-idle"; wait "$idle_pid" || true
+      continue
+    fi
     rss_idle=$($LIB rss "$pid" | awk '{print $1}')
     b=$(cpu_now "$t")
     read -r tps n <<<"$(pgbench_run "$t" -S -M prepared -c 8 -j 2 -T "$T")"
@@ -372,7 +379,7 @@ want idle && for rep in $(seq "$REPS"); do
     record idle "pgbench c8 with $IDLE idle" "$t" "$rep" "$tps" "tps/$n" "$b" "$a"
     printf 'idle\tproxy rss before/with idle (kB)\t%s\t%s\t%s\tkB\t\t\t%s\n' "$t" "$rep" "$rss_idle" "$rss_before" >> "$RESULTS"
     touch "$WORK/stop-idle"
-    wait "$idle_pid" || die "the idle client against $t failed: $(cat "$WORK/idle.out")"
+    wait "$idle_pid" || fail "the idle client against $t failed: $(tail -2 "$WORK/idle.out")"
     log "  rep $rep idle $t: $tps tps; opened: $(cat "$WORK/idle.out"); proxy RSS ${rss_before} -> ${rss_idle} kB"
     sleep 1
   done
@@ -393,12 +400,34 @@ if want maskcost; then
         b=$(cpu_now direct)
         s0=$(date +%s.%N)
         PGPASSWORD=$PASS "$PSQL" -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d bench \
-          -c "COPY ($q) TO STDOUT" >/dev/null || die "COPY of $col ($variant) failed"
+          -c "COPY ($q) TO STDOUT" >/dev/null || fail "COPY of $col ($variant) failed"
         e0=$(date +%s.%N)
         a=$(cpu_now direct)
         record maskcost "$col" "$variant" "$rep" "$(echo "$e0 - $s0" | bc -l)" "s/$ROWS" "$b" "$a"
       done
     done
+  done
+fi
+
+# --- 6. syscalls and context switches of the proxies per transaction (perf stat) -------------
+if want syscalls && command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -o /dev/null true 2>/dev/null; then
+  log "syscalls per transaction (perf stat on the proxy, pgbench -S -M prepared -c 16)"
+  for t in pgbouncer pgveil_full pgveil_masked; do
+    [ -n "${TGT[$t]:-}" ] || continue
+    pid=$(proxy_pid "$t")
+    perf stat -e raw_syscalls:sys_enter,context-switches -x, -p "$pid" -o "$WORK/perf-$t.txt" -- sleep $((T + 2)) >/dev/null 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+    read -r tps n <<<"$(pgbench_run "$t" -S -M prepared -c 16 -j 2 -T "$T")"
+    wait "$perf_pid" || true
+    sc=$(awk -F, '/raw_syscalls/{print $1}' "$WORK/perf-$t.txt")
+    cs=$(awk -F, '/context-switches/{print $1}' "$WORK/perf-$t.txt")
+    if [ -n "$n" ] && [ -n "$sc" ] && [ -n "$cs" ]; then
+      printf 'syscalls	prepared c16	%s	1	%s	syscalls/%s	%s		
+' "$t" "$sc" "$n" "$cs" >> "$RESULTS"
+    else
+      fail "perf stat on $t gave nothing"
+    fi
   done
 fi
 
@@ -410,9 +439,18 @@ fi
 
 # --- report -----------------------------------------------------------------------------------
 cp "$RESULTS" "$ROOT/target/bench-results.tsv" 2>/dev/null || true
-$LIB report "$RESULTS" "$OUT" \
+rm -f "$ROOT/target/bench-failures.txt"
+if [ -f "$WORK/failures" ]; then cp "$WORK/failures" "$ROOT/target/bench-failures.txt"; fi
+cp "$WORK/masked-sample.txt" "$ROOT/target/bench-masked-sample.txt" 2>/dev/null || true
+REPORT_ARGS=(report "$ROOT/target/bench-results.tsv" "$OUT" \
   --command "$COMMAND_LINE" --t "$T" --reps "$REPS" --scale "$SCALE" --rows "$ROWS" \
   --conns "$CONNS" --idle "$IDLE" --hwm-streams "$VEIL_HWM_STREAMS" --hwm-end "$VEIL_HWM_END" \
   --pg-version "$("$PGBIN/postgres" --version)" --bouncer-version "$([ -n "$PGBOUNCER" ] && "$PGBOUNCER" --version | head -1)" \
-  --sample "$WORK/masked-sample.txt" --masked-sql "$WORK/masked-wide.sql"
+  --failures "$ROOT/target/bench-failures.txt" --sample "$ROOT/target/bench-masked-sample.txt" --started "$STARTED" \
+  --criterion "$ROOT/target/criterion")
+$LIB "${REPORT_ARGS[@]}"
+# The same report again later (e.g. after a fresh `cargo bench`): sh target/bench-report.sh
+printf 'python3 %q' "$ROOT/bench/lib.py" > "$ROOT/target/bench-report.sh"
+printf ' %q' "${REPORT_ARGS[@]}" >> "$ROOT/target/bench-report.sh"
+echo >> "$ROOT/target/bench-report.sh"
 log "report written to $OUT (raw results: target/bench-results.tsv)"

@@ -483,3 +483,31 @@ async fn million_rows_stream_with_flat_memory() {
     );
     assert!(rss < 64 * 1024, "pgveil peak RSS {rss} KiB over 64 MiB");
 }
+
+/// NoticeResponse reaches the client where the server sends it.
+#[tokio::test]
+async fn notices_pass_through() {
+    let bed = Bed::new().await;
+    let mut out = BytesMut::new();
+    raw::query(
+        &mut out,
+        "DO $$ BEGIN RAISE NOTICE 'hello from %', 'plpgsql'; END $$",
+    );
+    let mut c = Raw::connect(&bed.proxy.addr.to_string(), "admin", ADMIN_PW, "test")
+        .await
+        .expect("connect");
+    c.send(&out).await;
+    let mut tags = Vec::new();
+    loop {
+        let f = c.recv().await.expect("reply");
+        if f.tag == b'N' {
+            let n = pgveil::wire::backend::decode_error(&f).expect("notice");
+            assert_eq!(n.message(), "hello from plpgsql");
+        }
+        tags.push(f.tag as char);
+        if f.tag == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(tags, ['N', 'C', 'Z']);
+}
