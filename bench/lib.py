@@ -163,7 +163,7 @@ def criterion_figures(root):
             except (OSError, ValueError):
                 continue
             name = meta.get("full_id") or os.path.relpath(bench_dir, root)
-            out.append((name, est["median"]["point_estimate"], os.path.getmtime(dirpath)))
+            out.append((name, est["median"]["point_estimate"], os.path.getmtime(os.path.join(dirpath, "estimates.json"))))
     return sorted(out)
 
 
@@ -298,11 +298,11 @@ def report(args):
     L = []
     L.append(BEGIN)
     L.append("")
-    L.append(f"Run of {opts.get('started', '?')} to {m['date']}: `{opts.get('command', 'bench/run.sh')}`")
+    L.append(f"Run of {opts.get('started', '?')} to {opts.get('ended') or m['date']}: `{opts.get('command', 'bench/run.sh')}`")
     L.append("")
     L.append(
         f"Machine: {m['nproc']} CPUs ({m['model']}), {m['memory']} RAM, Linux {m['kernel']}; "
-        f"load average at the end {m['load']}. {opts.get('pg-version', '')}; "
+        f"load average at the end {opts.get('load') or m['load']}. {opts.get('pg-version', '')}; "
         f"{opts.get('bouncer-version') or 'PgBouncer not installed'}. Shared with other jobs: "
         "compare ratios within this run only, never absolute figures across runs."
     )

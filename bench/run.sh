@@ -447,7 +447,8 @@ REPORT_ARGS=(report "$ROOT/target/bench-results.tsv" "$OUT" \
   --conns "$CONNS" --idle "$IDLE" --hwm-streams "$VEIL_HWM_STREAMS" --hwm-end "$VEIL_HWM_END" \
   --pg-version "$("$PGBIN/postgres" --version)" --bouncer-version "$([ -n "$PGBOUNCER" ] && "$PGBOUNCER" --version | head -1)" \
   --failures "$ROOT/target/bench-failures.txt" --sample "$ROOT/target/bench-masked-sample.txt" --started "$STARTED" \
-  --criterion "$ROOT/target/criterion")
+  --criterion "$ROOT/target/criterion" --ended "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+  --load "$(cut -d' ' -f1-3 /proc/loadavg)")
 $LIB "${REPORT_ARGS[@]}"
 # The same report again later (e.g. after a fresh `cargo bench`): sh target/bench-report.sh
 printf 'python3 %q' "$ROOT/bench/lib.py" > "$ROOT/target/bench-report.sh"
