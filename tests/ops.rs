@@ -470,6 +470,18 @@ async fn per_role_limits_rows_sessions_and_timeout() {
             .len(),
         10
     );
+    // COPY out rows count like result rows: bulk export cannot go around the limit.
+    let e = copy_text(&reader, "COPY (SELECT id, name FROM items ORDER BY id) TO STDOUT")
+        .await
+        .expect_err("COPY over the limit");
+    assert!(e.starts_with("54000: row limit of 50 rows"), "{e}");
+    let fits = copy_text(
+        &reader,
+        "COPY (SELECT id FROM items ORDER BY id LIMIT 50) TO STDOUT",
+    )
+    .await
+    .expect("COPY at the limit");
+    assert_eq!(fits.lines().count(), 50, "{fits}");
     // A large result is cancelled upstream rather than streamed to its end, and the
     // cancellation does not hit the next statement.
     let t = Instant::now();
@@ -506,6 +518,10 @@ async fn per_role_limits_rows_sessions_and_timeout() {
             .len(),
         151
     );
+    let e = copy_text(&admin, "COPY items TO STDOUT")
+        .await
+        .expect_err("COPY over the admin limit");
+    assert!(e.starts_with("54000: row limit of 150 rows"), "{e}");
     assert_eq!(
         simple(&admin, "SELECT count(*) FROM items")
             .await
@@ -723,4 +739,16 @@ fn sighup_reloads_the_binary() {
     let _ = child.kill();
     let _ = child.wait();
     drop(d);
+}
+
+/// The whole output of a `COPY ... TO STDOUT`, or the error that ended it.
+async fn copy_text(c: &Client, sql: &str) -> Result<String, String> {
+    use futures_util::StreamExt;
+    let stream = c.copy_out(sql).await.map_err(err_string)?;
+    futures_util::pin_mut!(stream);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.map_err(err_string)?);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }

@@ -492,8 +492,10 @@ impl Fx {
     pub fn run(&self, sql: &str) -> Result<Analysis, Refusal> {
         analyze(sql, &self.ctx())
     }
-    /// The masking subquery of a protected table, built here from the plan.
-    fn sub(&self, oid: u32) -> String {
+    /// The masking subquery of a protected table, built here from the plan. With `proxy`,
+    /// the form of the top-level FROM of a plain SELECT: masks pgveil applies to the result
+    /// itself (`masking::proxy_exact`) leave the column raw under its internal name.
+    fn sub(&self, oid: u32, proxy: bool) -> String {
         let r = self.cat.by_oid(oid).expect("relation");
         let tp = &self.plan.tables[&oid];
         let mut items = Vec::new();
@@ -501,11 +503,13 @@ impl Fx {
             let cp = tp.column(&c.name).expect("plan column");
             match &cp.action {
                 ColumnAction::Clear => items.push(format!("\"{}\"", c.name)),
-                ColumnAction::Mask(m) if m.is_keyed() => items.push(format!(
-                    "\"{}\" AS \"{}\"",
-                    c.name,
-                    pgveil::sql::masking::keyed_alias(&c.name)
-                )),
+                ColumnAction::Mask(m) if m.is_keyed() || (proxy && pgveil::sql::masking::proxy_exact(m)) => {
+                    items.push(format!(
+                        "\"{}\" AS \"{}\"",
+                        c.name,
+                        pgveil::sql::masking::keyed_alias(&c.name)
+                    ))
+                }
                 ColumnAction::Mask(m) => {
                     let q = format!("\"{}\"", c.name);
                     items.push(format!("{} AS {q}", m.sql(&q, &c.type_name).expect("sql form")))
@@ -521,9 +525,13 @@ impl Fx {
     }
     fn expand(&self, template: &str) -> String {
         template
-            .replace("{customers}", &self.sub(100))
-            .replace("{employees}", &self.sub(102))
-            .replace("{suppliers}", &self.sub(103))
+            .replace("{customers}", &self.sub(100, false))
+            .replace("{employees}", &self.sub(102, false))
+            .replace("{suppliers}", &self.sub(103, false))
+            .replace("{customers*}", &self.sub(100, true))
+            .replace("#\"", &format!("{}\"", pgveil::sql::masking::keyed_alias("")))
+            .replace("{employees*}", &self.sub(102, true))
+            .replace("{suppliers*}", &self.sub(103, true))
     }
 }
 
@@ -634,42 +642,42 @@ fn unprotected_statements_pass_byte_for_byte() {
 fn protected_tables_become_masking_subqueries() {
     let f = fx();
     let cases: &[(&str, &str)] = &[
-        ("SELECT phone FROM customers", "SELECT phone FROM {customers} customers"),
-        ("SELECT c.phone FROM customers c", "SELECT c.phone FROM {customers} c"),
-        ("SELECT customers.phone FROM customers", "SELECT customers.phone FROM {customers} customers"),
+        ("SELECT phone FROM customers", "SELECT \"phone#\" AS phone FROM {customers*} customers"),
+        ("SELECT c.phone FROM customers c", "SELECT c.\"phone#\" AS phone FROM {customers*} c"),
+        ("SELECT customers.phone FROM customers", "SELECT customers.\"phone#\" AS phone FROM {customers*} customers"),
         // A schema-qualified column loses its schema: a subquery has none.
-        ("SELECT public.customers.phone FROM public.customers", "SELECT customers.phone FROM {customers} customers"),
-        ("SELECT \"PHONE\" FROM customers", "SELECT \"PHONE\" FROM {customers} customers"),
+        ("SELECT public.customers.phone FROM public.customers", "SELECT customers.\"phone#\" AS phone FROM {customers*} customers"),
+        ("SELECT \"PHONE\" FROM customers", "SELECT \"PHONE\" FROM {customers*} customers"),
         ("SELECT phone FROM customers WHERE phone LIKE '138%' ORDER BY phone", "SELECT phone FROM {customers} customers WHERE phone LIKE '138%' ORDER BY phone"),
         ("SELECT city, count(DISTINCT email) FROM customers GROUP BY city", "SELECT city, count(DISTINCT email) FROM {customers} customers GROUP BY city"),
-        ("SELECT o.amount, c.name FROM orders o JOIN customers c ON c.id = o.customer_id", "SELECT o.amount, c.name FROM orders o JOIN {customers} c ON c.id = o.customer_id"),
+        ("SELECT o.amount, c.name FROM orders o JOIN customers c ON c.id = o.customer_id", "SELECT o.amount, c.\"name#\" AS name FROM orders o JOIN {customers*} c ON c.id = o.customer_id"),
         ("SELECT * FROM orders WHERE customer_id IN (SELECT id FROM customers WHERE phone LIKE '139%')", "SELECT * FROM orders WHERE customer_id IN (SELECT id FROM {customers} customers WHERE phone LIKE '139%')"),
         ("SELECT (SELECT max(email) FROM customers) AS m", "SELECT (SELECT max(email) FROM {customers} customers) AS m"),
         ("SELECT name FROM customers UNION ALL SELECT name FROM employees", "SELECT name FROM {customers} customers UNION ALL SELECT name FROM {employees} employees"),
         ("WITH x AS (SELECT id, phone FROM customers) SELECT phone FROM x", "WITH x AS (SELECT id, phone FROM {customers} customers) SELECT phone FROM x"),
         ("SELECT o.id, l.phone FROM orders o, LATERAL (SELECT phone FROM customers c WHERE c.id = o.customer_id) l", "SELECT o.id, l.phone FROM orders o, LATERAL (SELECT phone FROM {customers} c WHERE c.id = o.customer_id) l"),
-        ("SELECT name, rank() OVER (PARTITION BY department ORDER BY hired_on) FROM employees", "SELECT name, rank() OVER (PARTITION BY department ORDER BY hired_on) FROM {employees} employees"),
-        ("SELECT * FROM suppliers", "SELECT * FROM {suppliers} suppliers"),
+        ("SELECT name, rank() OVER (PARTITION BY department ORDER BY hired_on) FROM employees", "SELECT name, rank() OVER (PARTITION BY department ORDER BY hired_on) FROM {employees*} employees"),
+        ("SELECT * FROM suppliers", "SELECT suppliers.id, suppliers.name, suppliers.uscc, suppliers.\"contact_phone#\" AS contact_phone FROM {suppliers*} suppliers"),
         ("SELECT s FROM suppliers s", "SELECT s FROM {suppliers} s"),
         ("SELECT row_to_json(s) FROM suppliers s", "SELECT row_to_json(s) FROM {suppliers} s"),
-        ("SELECT s.* FROM suppliers AS s(a, b)", "SELECT s.* FROM {suppliers} s(a, b)"),
+        ("SELECT s.* FROM suppliers AS s(a, b)", "SELECT s.a, s.b, s.uscc, s.\"contact_phone#\" AS contact_phone FROM {suppliers*} s(a, b)"),
         ("SELECT * FROM suppliers NATURAL JOIN orders", "SELECT * FROM {suppliers} suppliers NATURAL JOIN orders"),
         ("SELECT * FROM suppliers JOIN orders USING (id)", "SELECT * FROM {suppliers} suppliers JOIN orders USING (id)"),
         ("SELECT * FROM ONLY suppliers", "SKIP"),
-        ("TABLE suppliers", "SELECT * FROM {suppliers} suppliers"),
+        ("TABLE suppliers", "SELECT suppliers.id, suppliers.name, suppliers.uscc, suppliers.\"contact_phone#\" AS contact_phone FROM {suppliers*} suppliers"),
         ("SELECT DISTINCT ON (contact_phone) name FROM suppliers ORDER BY contact_phone", "SELECT DISTINCT ON (contact_phone) name FROM {suppliers} suppliers ORDER BY contact_phone"),
         ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < (SELECT count(*) FROM customers)) SELECT n FROM r", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < (SELECT count(*) FROM {customers} customers)) SELECT n FROM r"),
-        ("COPY (SELECT phone FROM customers) TO STDOUT", "COPY (SELECT phone FROM {customers} customers) TO STDOUT"),
+        ("COPY (SELECT phone FROM customers) TO STDOUT", "COPY (SELECT \"phone#\" AS phone FROM {customers*} customers) TO STDOUT"),
         ("COPY suppliers TO STDOUT WITH (FORMAT csv)", "COPY (SELECT * FROM {suppliers} suppliers) TO STDOUT WITH (FORMAT csv)"),
-        ("COPY employees (id, name) TO STDOUT", "COPY (SELECT id, name FROM {employees} employees) TO STDOUT"),
+        ("COPY employees (id, name) TO STDOUT", "COPY (SELECT id, name FROM {employees*} employees) TO STDOUT"),
         ("DECLARE c CURSOR WITH HOLD FOR SELECT phone FROM customers", "DECLARE c CURSOR WITH HOLD FOR SELECT phone FROM {customers} customers"),
         ("PREPARE p AS SELECT email FROM customers WHERE id = $1", "PREPARE p AS SELECT email FROM {customers} customers WHERE id = $1"),
-        ("SELECT phone FROM customers WHERE id = $1", "SELECT phone FROM {customers} customers WHERE id = $1"),
+        ("SELECT phone FROM customers WHERE id = $1", "SELECT \"phone#\" AS phone FROM {customers*} customers WHERE id = $1"),
         // A CTE named like a protected table shadows it: nothing to rewrite inside the main query.
         ("WITH customers AS (SELECT 1 AS phone) SELECT phone FROM customers", "SKIP_SAME"),
         // U& identifiers and case folding are read as the server reads them.
-        ("SELECT U&\"p\\0068one\" FROM CUSTOMERS", "SELECT phone FROM {customers} customers"),
-        ("SELECT Phone FROM Public.Customers", "SELECT phone FROM {customers} customers"),
+        ("SELECT U&\"p\\0068one\" FROM CUSTOMERS", "SELECT \"phone#\" AS phone FROM {customers*} customers"),
+        ("SELECT Phone FROM Public.Customers", "SELECT \"phone#\" AS phone FROM {customers*} customers"),
     ];
     for (sql, want) in cases {
         match *want {
@@ -878,7 +886,7 @@ fn keyed_masks_only_as_plain_top_level_outputs() {
     check(
         &f,
         "SELECT id, id_number, c.bank_card AS card FROM customers c WHERE city = 'x' ORDER BY id LIMIT 5",
-        Rewritten(&format!("SELECT id, \"{k_id}\" AS id_number, c.\"{k_card}\" AS card FROM {{customers}} c WHERE city = 'x' ORDER BY id LIMIT 5")),
+        Rewritten(&format!("SELECT id, \"{k_id}\" AS id_number, c.\"{k_card}\" AS card FROM {{customers*}} c WHERE city = 'x' ORDER BY id LIMIT 5")),
     );
     // Even a reference by the internal name is judged like the column.
     let r = f
@@ -910,7 +918,8 @@ fn keyed_masks_only_as_plain_top_level_outputs() {
         "SELECT x FROM (SELECT id_number AS x FROM customers) s",
         "WITH k AS (SELECT id_number FROM customers) SELECT * FROM k",
         "SELECT id_number FROM customers UNION SELECT 'x'",
-        "COPY (SELECT id_number FROM customers) TO STDOUT",
+        "COPY (SELECT id_number FROM customers) TO STDOUT WITH (FORMAT csv)",
+        "COPY (SELECT id_number FROM customers) TO STDOUT (DELIMITER ',')",
         "DECLARE c CURSOR FOR SELECT id_number FROM customers",
         "PREPARE p AS SELECT id_number FROM customers",
         "SELECT (SELECT id_number FROM customers LIMIT 1)",
@@ -1115,14 +1124,14 @@ fn search_path_resolution() {
     check(
         &f,
         "SELECT phone FROM customers",
-        Rewritten("SELECT phone FROM {customers} customers"),
+        Rewritten("SELECT \"phone#\" AS phone FROM {customers*} customers"),
     );
     f.path = vec!["sales".into()];
     check(&f, "SELECT phone FROM customers", Refused("42P01", "customers"));
     check(
         &f,
         "SELECT phone FROM public.customers",
-        Rewritten("SELECT phone FROM {customers} customers"),
+        Rewritten("SELECT \"phone#\" AS phone FROM {customers*} customers"),
     );
     // pg_catalog comes first implicitly.
     let a = f.run("SELECT relname FROM pg_class").expect("passes");
@@ -1147,7 +1156,11 @@ fn statement_info_is_filled() {
             "public.customers.email".to_string()
         ]
     );
-    assert!(s.proxy_masks.is_empty());
+    // Plain output columns are masked by pgveil in the result (positions 0 and 1).
+    assert_eq!(
+        s.proxy_masks.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
     assert_eq!(a.statements[1].kind, StatementKind::Show);
     assert!(a.sql.contains("; SHOW") || a.sql.contains(";SHOW"), "{}", a.sql);
     let kinds: Vec<StatementKind> = [
@@ -1347,21 +1360,26 @@ fn group_by_primary_key_adds_the_dependent_columns_read() {
     let k = pgveil::sql::masking::keyed_alias("id_number");
     let keyed_in = "SELECT c.id, c.id_number FROM customers c GROUP BY c.id".to_string();
     let keyed_out =
-        format!("SELECT c.id, c.\"{k}\" AS id_number FROM {{customers}} c GROUP BY c.id, c.\"{k}\"");
+        format!("SELECT c.id, c.\"{k}\" AS id_number FROM {{customers*}} c GROUP BY c.id, c.\"{k}\"");
     let cases: Vec<(&str, &str)> = vec![
         // The Metabase/analyst query the driver test found (42803 before the fix).
         (
             "SELECT c.id, c.name, c.phone, count(o.id) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY c.id",
-            "SELECT c.id, c.name, c.phone, count(o.id) FROM {customers} c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.name, c.phone ORDER BY c.id",
+            "SELECT c.id, c.\"name#\" AS name, c.\"phone#\" AS phone, count(o.id) FROM {customers*} c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.\"name#\", c.\"phone#\" ORDER BY c.id",
+        ),
+        // The same with the masks computed in the database (an output is computed on).
+        (
+            "SELECT c.id, c.name || '', c.phone, count(o.id) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY c.id",
+            "SELECT c.id, c.name || '', c.phone, count(o.id) FROM {customers} c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.name, c.phone ORDER BY c.id",
         ),
         // Unqualified names, and a key grouped by output position.
         (
             "SELECT id, name, count(*) FROM customers GROUP BY id",
-            "SELECT id, name, count(*) FROM {customers} customers GROUP BY id, customers.name",
+            "SELECT id, \"name#\" AS name, count(*) FROM {customers*} customers GROUP BY id, customers.\"name#\"",
         ),
         (
             "SELECT id, email FROM customers GROUP BY 1",
-            "SELECT id, email FROM {customers} customers GROUP BY 1, customers.email",
+            "SELECT id, \"email#\" AS email FROM {customers*} customers GROUP BY 1, customers.\"email#\"",
         ),
         // Columns read in HAVING, ORDER BY and correlated subqueries count, in catalog order.
         (
@@ -1370,7 +1388,7 @@ fn group_by_primary_key_adds_the_dependent_columns_read() {
         ),
         (
             "SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND o.status = c.city) FROM customers c GROUP BY c.id",
-            "SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND o.status = c.city) FROM {customers} c GROUP BY c.id, c.city",
+            "SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND o.status = c.city) FROM {customers*} c GROUP BY c.id, c.city",
         ),
         // `*` and whole-row references read every visible column.
         (
@@ -1384,16 +1402,16 @@ fn group_by_primary_key_adds_the_dependent_columns_read() {
         // A column already grouped is not added twice.
         (
             "SELECT c.id, c.city, c.name FROM customers c GROUP BY c.city, c.id",
-            "SELECT c.id, c.city, c.name FROM {customers} c GROUP BY c.city, c.id, c.name",
+            "SELECT c.id, c.city, c.\"name#\" AS name FROM {customers*} c GROUP BY c.city, c.id, c.\"name#\"",
         ),
         // Without the whole key grouped, or with grouping sets, nothing is added.
         (
             "SELECT city, count(*) FROM customers GROUP BY city",
-            "SELECT city, count(*) FROM {customers} customers GROUP BY city",
+            "SELECT city, count(*) FROM {customers*} customers GROUP BY city",
         ),
         (
             "SELECT c.id, c.name FROM customers c GROUP BY ROLLUP (c.id)",
-            "SELECT c.id, c.name FROM {customers} c GROUP BY ROLLUP (c.id)",
+            "SELECT c.id, c.\"name#\" AS name FROM {customers*} c GROUP BY ROLLUP (c.id)",
         ),
         // A key in a subquery level is that level's business only.
         (
@@ -1709,7 +1727,7 @@ fn partitions_of_protected_tables_are_refused() {
     // The parent is read through its own plan; unrelated inheritance is untouched.
     let parent = f.run("SELECT phone FROM events").expect("parent passes").sql;
     assert!(
-        parent.contains(r#"FROM "public"."events")"#) && parent.contains("AS \"phone\""),
+        parent.contains(r#"FROM "public"."events")"#) && parent.contains(r#""phone" AS "phone#pgveil_"#),
         "{parent}"
     );
     check(&f, "SELECT phone FROM logs_old", Same);
@@ -1735,7 +1753,7 @@ fn partitions_of_protected_tables_are_refused() {
     check(
         &h,
         "SELECT phone FROM employees",
-        Rewritten("SELECT phone FROM {employees} employees"),
+        Rewritten("SELECT \"phone#\" AS phone FROM {employees*} employees"),
     );
     check(
         &h,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use pgveil::catalog::load::load;
 use pgveil::catalog::Catalog;
 use pgveil::cluster::Cluster;
-use pgveil::mask::{ColumnType, Keys, Mask, MaskSpec, TokenFormat};
+use pgveil::mask::{ColumnType, Format, Keys, Mask, MaskSpec, Masked, TokenFormat};
 use pgveil::policy::{ColumnAction, ColumnPlan, Limits, RolePlan, RuleRef, TablePlan};
 use pgveil::sql::{analyze, Analysis, Context};
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -179,6 +179,42 @@ async fn rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, to
     Ok(out)
 }
 
+/// [`rows`] of what pgveil forwards, with pgveil's own masks (`proxy_masks`) applied to the
+/// rows by position, as the session does: what the client of pgveil reads.
+async fn rows_through(
+    client: &Client,
+    a: &Analysis,
+) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
+    let mut out = Vec::new();
+    let mut stmt = 0;
+    let mut buf = Vec::new();
+    for m in client.simple_query(&a.sql).await? {
+        match m {
+            SimpleQueryMessage::Row(r) => {
+                let masks = a
+                    .statements
+                    .get(stmt)
+                    .map(|s| s.proxy_masks.as_slice())
+                    .unwrap_or(&[]);
+                out.push(
+                    (0..r.len())
+                        .map(|i| match (r.get(i), masks.iter().find(|(p, _)| *p == i)) {
+                            (Some(v), Some((_, m))) => match m.apply(v.as_bytes(), Format::Text, &mut buf) {
+                                Masked::Value => Some(String::from_utf8_lossy(&buf).into_owned()),
+                                Masked::Null => None,
+                            },
+                            (v, _) => v.map(str::to_string),
+                        })
+                        .collect(),
+                );
+            }
+            SimpleQueryMessage::CommandComplete(_) => stmt += 1,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 struct Env {
     _cluster: Cluster,
     cluster_url: String,
@@ -274,7 +310,7 @@ fn rewritten_statements_execute_on_masked_values() {
         ];
         for (sql, masked) in cases {
             let a = env.analyze(sql);
-            let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("rewrite of {sql} fails on PostgreSQL 15: {e}\n{}", a.sql));
+            let got = rows_through(&c, &a).await.unwrap_or_else(|e| panic!("rewrite of {sql} fails on PostgreSQL 15: {e}\n{}", a.sql));
             let values = raw_values(&got);
             for raw in *masked {
                 let leaked: Vec<&String> = values.intersection(raw).collect();
@@ -294,7 +330,7 @@ fn rewritten_statements_execute_on_masked_values() {
             "SELECT count(DISTINCT c.id) FROM orders o JOIN customers c ON c.id = o.customer_id",
         ] {
             let a = env.analyze(sql);
-            let got = rows(&c, &a.sql).await.expect("runs");
+            let got = rows_through(&c, &a).await.expect("runs");
             let n: i64 = got[0][0].as_deref().and_then(|v| v.parse().ok()).expect("number");
             assert!(n <= consenting && n > 0, "{sql}: {n} rows, {consenting} consenting");
         }
@@ -303,7 +339,7 @@ fn rewritten_statements_execute_on_masked_values() {
 
         // Predicates never run on hidden rows: this divides by zero on every hidden row.
         let a = env.analyze("SELECT count(*) FROM customers WHERE 1 / (CASE WHEN consent_transfer THEN 1 ELSE 0 END) = 1");
-        rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("predicate ran on a hidden row: {e}\n{}", a.sql));
+        rows_through(&c, &a).await.unwrap_or_else(|e| panic!("predicate ran on a hidden row: {e}\n{}", a.sql));
 
         // Keyed columns: raw in the database result, at the positions pgveil masks.
         let a = env.analyze("SELECT id, id_number FROM customers ORDER BY id");
@@ -318,6 +354,12 @@ fn rewritten_statements_execute_on_masked_values() {
 
         // COPY, cursors, PREPARE/EXECUTE, parameters.
         let a = env.analyze("COPY suppliers TO STDOUT");
+        let text = env._cluster.psql("postgres", &format!("{};", a.sql)).expect("COPY through psql");
+        assert_eq!(text.lines().count(), 5, "{text}");
+        // contact_phone (position 3) is raw in the database's COPY rows: pgveil masks it.
+        assert_eq!(a.statements[0].proxy_masks.iter().map(|p| p.0).collect::<Vec<_>>(), vec![3]);
+        let a = env.analyze("COPY suppliers TO STDOUT (FORMAT csv)");
+        assert!(a.statements[0].proxy_masks.is_empty(), "with options every mask stays in SQL");
         let text = env._cluster.psql("postgres", &format!("{};", a.sql)).expect("COPY through psql");
         assert!(text.lines().count() == 5 && !text.contains("07550000000"), "{text}");
         let a = env.analyze("DECLARE cur CURSOR WITH HOLD FOR SELECT phone FROM customers ORDER BY id");
@@ -335,7 +377,10 @@ fn rewritten_statements_execute_on_masked_values() {
         let a = env.analyze("SELECT phone FROM customers WHERE id = $1");
         let got = c.query(a.sql.as_str(), &[&4i32]).await.expect("extended query");
         let phone: Option<String> = got[0].get(0);
-        assert!(!raw_phones.contains(&phone.unwrap_or_default()));
+        let (_, mask) = &a.statements[0].proxy_masks[0];
+        let mut masked = Vec::new();
+        let _ = mask.apply(phone.unwrap_or_default().as_bytes(), Format::Text, &mut masked);
+        assert!(!raw_phones.contains(&String::from_utf8_lossy(&masked).into_owned()));
     });
 }
 
@@ -395,7 +440,7 @@ fn psql_describe_queries_pass_and_answer_as_directly() {
                 let direct = rows(&c, q)
                     .await
                     .unwrap_or_else(|e| panic!("{meta}: direct {q}: {e}"));
-                let through = rows(&c, &a.sql)
+                let through = rows_through(&c, &a)
                     .await
                     .unwrap_or_else(|e| panic!("{meta}: rewritten fails: {e}\n{}", a.sql));
                 assert_eq!(through, direct, "{meta}: {q}\nrewritten: {}", a.sql);
@@ -436,7 +481,7 @@ fn jdbc_metadata_queries_pass_and_answer_as_directly() {
         for q in JDBC {
             let a = env.analyze(q);
             let direct = rows(&c, q).await.unwrap_or_else(|e| panic!("direct {q}: {e}"));
-            let through = rows(&c, &a.sql)
+            let through = rows_through(&c, &a)
                 .await
                 .unwrap_or_else(|e| panic!("rewritten fails: {e}\n{}", a.sql));
             assert_eq!(through, direct, "{q}\nrewritten: {}", a.sql);
@@ -556,7 +601,7 @@ fn driver_fixes_run_on_postgresql_15() {
         // 1. GROUP BY the primary key of a protected table.
         let sql = "SELECT c.id, c.name, c.phone, count(o.id) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY c.id";
         let a = env.analyze(sql);
-        let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
+        let got = rows_through(&c, &a).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
         let want = rows(&c, "SELECT c.id::text, count(o.id)::text FROM customers c LEFT JOIN orders o ON o.customer_id = c.id WHERE c.consent_transfer GROUP BY c.id ORDER BY c.id")
             .await
             .expect("direct");
@@ -572,7 +617,7 @@ fn driver_fixes_run_on_postgresql_15() {
             "SELECT v.id, v.phone FROM events v GROUP BY v.id",
         ] {
             let a = env.analyze(sql);
-            let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{sql}: {e}\n{}", a.sql));
+            let got = rows_through(&c, &a).await.unwrap_or_else(|e| panic!("{sql}: {e}\n{}", a.sql));
             assert!(!got.is_empty(), "{sql}");
             assert!(raw_values(&got).is_disjoint(&raw_phones), "{sql}: {got:?}");
         }
@@ -581,7 +626,7 @@ fn driver_fixes_run_on_postgresql_15() {
         let reset = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;";
         let a = env.analyze(reset);
         assert_eq!(a.sql, reset);
-        rows(&c, &a.sql).await.expect("reset runs");
+        rows_through(&c, &a).await.expect("reset runs");
         for sql in ["SELECT pg_advisory_lock(1)", "DISCARD ALL"] {
             assert_eq!(env.refusal(sql).sqlstate, "42501", "{sql}");
         }
@@ -616,7 +661,7 @@ fn driver_fixes_run_on_postgresql_15() {
         // 4. Metabase's table listing: identity passes, counters read NULL.
         let metabase = "SELECT n.nspname AS schema, c.relname AS name, stat.n_live_tup AS estimated_row_count FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid LEFT JOIN pg_stat_user_tables AS stat ON n.nspname = stat.schemaname AND c.relname = stat.relname WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public' ORDER BY 1, 2";
         let a = env.analyze(metabase);
-        let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
+        let got = rows_through(&c, &a).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
         let direct = rows(&c, metabase).await.expect("direct");
         assert_eq!(got.len(), direct.len());
         assert!(got.iter().any(|r| r[1].as_deref() == Some("customers")), "{got:?}");
@@ -627,7 +672,7 @@ fn driver_fixes_run_on_postgresql_15() {
             "SELECT relname, n_tup_ins, last_autovacuum FROM pg_stat_sys_tables",
         ] {
             let a = env.analyze(sql);
-            let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{sql}: {e}\n{}", a.sql));
+            let got = rows_through(&c, &a).await.unwrap_or_else(|e| panic!("{sql}: {e}\n{}", a.sql));
             assert!(!got.is_empty(), "{sql}");
             // relid, schemaname, relname pass; nothing else has a value.
             let first_null = if sql.starts_with("SELECT relname") { 1 } else { 3 };
@@ -656,7 +701,7 @@ fn driver_fixes_run_on_postgresql_15() {
         }
         let raw_events = raw_values(&rows(&c, "SELECT phone FROM events").await.expect("raw"));
         let a = env.analyze("SELECT id, phone FROM events ORDER BY id");
-        let got = rows(&c, &a.sql).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
+        let got = rows_through(&c, &a).await.unwrap_or_else(|e| panic!("{e}\n{}", a.sql));
         assert_eq!(got.len(), 80);
         assert!(raw_values(&got).is_disjoint(&raw_events), "{got:?}");
     });

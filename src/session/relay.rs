@@ -36,7 +36,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::{SessionError, Shared};
@@ -48,7 +48,7 @@ use crate::policy::{ColumnAction, RolePlan};
 use crate::sql::{Analysis, Context, Refusal, StatementKind};
 use crate::upstream::Upstream;
 use crate::wire::backend::{self, Severity};
-use crate::wire::frontend;
+use crate::wire::{copy, frontend};
 use crate::wire::{Frame, FrameReader, WireError};
 
 type ClientReader = FrameReader<ReadHalf<Stream>>;
@@ -216,7 +216,9 @@ pub(super) async fn unrestricted(
             let mut next = Some(f);
             while let Some(f) = next.take() {
                 match f.tag {
-                    backend::DATA_ROW if !swallow => {
+                    backend::DATA_ROW | backend::COPY_DATA
+                        if !swallow && (f.tag == backend::DATA_ROW || f.body() != b"\xff\xff") =>
+                    {
                         let limit = max_rows.load(Relaxed);
                         if limit > 0 && current >= limit {
                             let msg = format!(
@@ -490,6 +492,11 @@ struct Back {
     ends: Vec<String>,
     rows: u64,
     masked: u64,
+    /// The COPY out in progress (from its CopyOutResponse to its CopyDone).
+    copy_out: Option<copy::CopyOut>,
+    /// Field ranges and the decoded field of the COPY row being masked.
+    copy_fields: Vec<(usize, usize)>,
+    copy_value: Vec<u8>,
 }
 
 /// Restricted roles: analyse, rewrite or refuse on the way up; check and mask on the way back.
@@ -1023,8 +1030,11 @@ fn back_message(
     scratch: &mut Vec<u8>,
 ) -> Result<(), SessionError> {
     let mut q = lock(queue);
+    // The rows of a COPY out are CopyData messages (one per row; a binary COPY's trailer is
+    // not a row); they count against the role's row limit like DataRows.
+    let copy_row = f.tag == backend::COPY_DATA && bs.copy_out.is_some() && f.body() != b"\xff\xff";
     match f.tag {
-        backend::DATA_ROW => {
+        backend::DATA_ROW | backend::COPY_DATA if f.tag == backend::DATA_ROW || copy_row => {
             // The role's row limit: the statement ends with an error, never a silent cut.
             let limit_hit = match q.front_mut() {
                 Some(Expect::Query { exec, .. } | Expect::Execute { exec, .. }) if exec.error.is_none() => {
@@ -1064,10 +1074,36 @@ fn back_message(
                 .unwrap_or(&[]);
             if masks.is_empty() {
                 out.extend_from_slice(&f.bytes);
-            } else {
+            } else if f.tag == backend::DATA_ROW {
                 bs.masked += mask_row(f.body(), masks, formats, out, ranges, scratch)
                     .map_err(SessionError::Upstream)?;
+            } else {
+                // The analyser only lets pgveil mask a COPY written without options: text.
+                let columns = match bs.copy_out {
+                    Some(c) if c.format == 0 => c.columns,
+                    _ => {
+                        return Err(SessionError::Leak(
+                            "COPY data in a format pgveil cannot mask".into(),
+                        ))
+                    }
+                };
+                let Back {
+                    copy_fields,
+                    copy_value,
+                    ..
+                } = bs;
+                let n = mask_copy_row(f.body(), columns, masks, out, copy_fields, copy_value, scratch)
+                    .map_err(SessionError::Upstream)?;
+                bs.masked += n;
             }
+        }
+        backend::COPY_OUT => {
+            bs.copy_out = Some(copy::decode_copy_out_response(f).map_err(SessionError::Upstream)?);
+            out.extend_from_slice(&f.bytes);
+        }
+        backend::COPY_DONE => {
+            bs.copy_out = None;
+            out.extend_from_slice(&f.bytes);
         }
         backend::ROW_DESCRIPTION => {
             let (analysis, stmt, _) = current_masks(q.front());
@@ -1100,6 +1136,7 @@ fn back_message(
             }
         }
         backend::COMMAND_COMPLETE | backend::EMPTY_QUERY => {
+            bs.copy_out = None;
             match q.front_mut() {
                 Some(Expect::Query { statement, .. }) => *statement += 1,
                 Some(Expect::Execute { .. }) => {
@@ -1141,6 +1178,7 @@ fn back_message(
             }
         }
         backend::ERROR_RESPONSE => {
+            bs.copy_out = None;
             let code = backend::decode_error(f).ok().map(|e| e.code().to_string());
             let refusal = match q.front_mut() {
                 // Simple Query: the error ends the query; ReadyForQuery follows.
@@ -1274,6 +1312,55 @@ fn mask_row(
         }
     }
     backend::finish_data_row(out, start);
+    Ok(masked)
+}
+
+/// Rewrites one COPY text row (a CopyData body) with pgveil's masks applied at their
+/// positions. A row that is not exactly `columns` fields ends the session (fail closed):
+/// pgveil never forwards a row it could not split.
+fn mask_copy_row(
+    body: &[u8],
+    columns: u16,
+    masks: &[(usize, Arc<Mask>)],
+    out: &mut BytesMut,
+    fields: &mut Vec<(usize, usize)>,
+    value: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Result<u64, WireError> {
+    copy::text_row_fields(body, fields)?;
+    if fields.len() != usize::from(columns) || masks.iter().any(|(p, _)| *p >= fields.len()) {
+        return Err(WireError::malformed(
+            "COPY text row",
+            format!("{} fields, {columns} announced", fields.len()),
+        ));
+    }
+    let mut masked = 0;
+    out.put_u8(backend::COPY_DATA);
+    let start = out.len();
+    out.put_i32(0);
+    for (i, &(a, b)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b'\t');
+        }
+        let raw = &body[a..b];
+        match masks.iter().find(|(p, _)| *p == i) {
+            None => out.put_slice(raw),
+            Some((_, m)) => {
+                if copy::text_field_decode(raw, value) {
+                    masked += 1;
+                    match m.apply(value, Format::Text, scratch) {
+                        Masked::Value => copy::text_field_encode(Some(scratch), out),
+                        Masked::Null => copy::text_field_encode(None, out),
+                    }
+                } else {
+                    copy::text_field_encode(None, out);
+                }
+            }
+        }
+    }
+    out.put_u8(b'\n');
+    let len = (out.len() - start) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     Ok(masked)
 }
 

@@ -56,6 +56,30 @@ pub fn keyed_alias(column: &str) -> String {
 pub(crate) struct Built {
     pub sql: String,
     pub cols: Vec<ColInfo>,
+    /// A masked column was left raw for pgveil to mask in the result (`proxy`).
+    pub proxied: bool,
+}
+
+/// Whether pgveil's own form of a (non-keyed) mask gives, for every value, exactly the text
+/// and binary output PostgreSQL gives for its SQL twin, whatever the session settings: so
+/// that masking a plain output column in the result instead of in the database changes
+/// nothing the client can see. `tests/mask_sql_agreement.rs` checks the twins agree; the
+/// types left out print differently under session settings pgveil does not track
+/// (DateStyle, TimeZone, IntervalStyle, extra_float_digits) or are not masked in Rust.
+pub fn proxy_exact(m: &Mask) -> bool {
+    use crate::mask::ColumnType as T;
+    !m.is_keyed()
+        && matches!(
+            m.column_type(),
+            T::Text { .. }
+                | T::Int2
+                | T::Int4
+                | T::Int8
+                | T::Numeric
+                | T::NumericScaled { .. }
+                | T::Bool
+                | T::Uuid
+        )
 }
 
 fn internal(what: &str, detail: String) -> Refusal {
@@ -171,9 +195,19 @@ fn from_clause(rel: &Relation, inh: bool) -> String {
 }
 
 /// The masking subquery of a protected table (without the surrounding parentheses).
-pub(crate) fn table_subquery(rel: &Relation, tp: &TablePlan, inh: bool) -> Result<Built, Refusal> {
+///
+/// With `proxy`, masked columns whose mask is [`proxy_exact`] are exposed raw under their
+/// internal name, exactly like keyed ones ([`ColState::Keyed`]): the analyser then accepts
+/// them only as bare output columns and pgveil masks them in the result.
+pub(crate) fn table_subquery(
+    rel: &Relation,
+    tp: &TablePlan,
+    inh: bool,
+    proxy: bool,
+) -> Result<Built, Refusal> {
     let mut items = Vec::with_capacity(rel.columns.len());
     let mut cols = Vec::with_capacity(rel.columns.len());
+    let mut proxied = false;
     for col in &rel.columns {
         let origin = format!("{}.{}.{}", rel.schema, rel.name, col.name);
         let q = quote_ident(&col.name);
@@ -187,7 +221,8 @@ pub(crate) fn table_subquery(rel: &Relation, tp: &TablePlan, inh: bool) -> Resul
                 items.push(q);
                 ColState::Plain
             }
-            Some(ColumnAction::Mask(m)) if m.is_keyed() => {
+            Some(ColumnAction::Mask(m)) if m.is_keyed() || (proxy && proxy_exact(m)) => {
+                proxied |= !m.is_keyed();
                 let internal = keyed_alias(&col.name);
                 items.push(format!("{q} AS {}", quote_ident(&internal)));
                 ColState::Keyed(m.clone(), rule(), internal)
@@ -220,7 +255,7 @@ pub(crate) fn table_subquery(rel: &Relation, tp: &TablePlan, inh: bool) -> Resul
         let f = filter_sql(filter, &format!("the row filter of {}", rel.qualified_name()))?;
         sql.push_str(&format!(" WHERE ({f}) OFFSET 0"));
     }
-    Ok(Built { sql, cols })
+    Ok(Built { sql, cols, proxied })
 }
 
 /// A guarded catalog relation: listed columns read as constants, optional row filter.

@@ -188,15 +188,14 @@ fn analyze_inner(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
     let mut statements = Vec::with_capacity(tree.stmts.len());
     let mut rewrote = false;
     let mut splices = Vec::new();
-    for raw in tree.stmts.iter_mut() {
+    for (index, raw) in tree.stmts.iter_mut().enumerate() {
         let text = statement_text(sql, raw.stmt_location, raw.stmt_len);
         let Some(stmt) = raw.stmt.as_deref_mut() else {
             return Err(walk::unsupported("an empty statement"));
         };
-        let mut an = walk::Analyzer::new(ctx);
-        an.splice_base = splices.len();
-        let kind = statement::analyze_stmt(&mut an, stmt, text)?;
+        let (an, kind) = analyze_statement(sql, index, stmt, text, ctx, splices.len())?;
         rewrote |= an.needs_rewrite();
+        let mut an = an;
         splices.append(&mut an.splices);
         let target = statement::target_name(stmt);
         statements.push(StatementInfo {
@@ -220,6 +219,43 @@ fn analyze_inner(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
         sql.to_string()
     };
     Ok(Analysis { sql, statements })
+}
+
+/// Analyse one statement of `sql` (the `index`-th), first letting pgveil mask plain output
+/// columns in the result ([`walk::Analyzer::proxy_masking`]: PostgreSQL then reads the raw
+/// column instead of computing its mask for every row). If that attempt exposed a masked
+/// column raw and was refused (the column is also filtered, sorted, grouped, joined or
+/// computed on), the statement is parsed again and analysed with SQL masks only, and that
+/// answer stands: the first attempt never decides a refusal.
+fn analyze_statement<'c, 'a>(
+    sql: &str,
+    index: usize,
+    stmt: &mut pg_query::protobuf::Node,
+    text: &str,
+    ctx: &'c Context<'a>,
+    splice_base: usize,
+) -> Result<(walk::Analyzer<'c, 'a>, StatementKind), Refusal> {
+    let mut first = walk::Analyzer::new(ctx);
+    first.splice_base = splice_base;
+    first.proxy_masking = true;
+    let refusal = match statement::analyze_stmt(&mut first, stmt, text) {
+        Ok(kind) => return Ok((first, kind)),
+        Err(r) if !first.proxied => return Err(r),
+        Err(r) => r,
+    };
+    // The walk rewrote parts of `stmt` in place: start again from a fresh parse.
+    let fresh = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
+        .ok()
+        .and_then(|p| p.protobuf.stmts.into_iter().nth(index))
+        .and_then(|raw| raw.stmt);
+    let Some(fresh) = fresh else {
+        return Err(refusal);
+    };
+    *stmt = *fresh;
+    let mut an = walk::Analyzer::new(ctx);
+    an.splice_base = splice_base;
+    let kind = statement::analyze_stmt(&mut an, stmt, text)?;
+    Ok((an, kind))
 }
 
 /// The slice of `sql` one statement spans (`len == 0`: to the end).

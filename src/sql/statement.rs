@@ -156,8 +156,14 @@ fn copy(an: &mut Analyzer, c: &mut protobuf::CopyStmt) -> R<()> {
             Some("use COPY ... TO STDOUT (psql: \\copy)".into()),
         ));
     }
+    // In COPY's default text format pgveil can mask the rows it relays (one row per
+    // CopyData, fields split at tabs: `session::copy_rows`), so the query's output columns
+    // may be keyed or proxy-masked as in a plain SELECT. Any option (FORMAT csv or binary,
+    // DELIMITER, NULL...) keeps every mask in SQL.
+    let top = c.options.is_empty();
+    an.keyed_ok = top;
     if let Some(q) = c.query.as_deref_mut() {
-        return an.query_node(q, false).map(|_| ());
+        return an.query_node(q, top).map(|_| ());
     }
     let Some(rel) = c.relation.take() else {
         return Err(unsupported("COPY without a relation or query"));
@@ -194,7 +200,7 @@ fn copy(an: &mut Analyzer, c: &mut protobuf::CopyStmt) -> R<()> {
     let before = an.rewrote;
     let splices_before = an.splices.len();
     an.rewrote = false;
-    let r = an.query_node(&mut q, false);
+    let r = an.query_node(&mut q, top);
     let changed = an.rewrote || an.splices[splices_before..].iter().any(|s| s.used);
     an.rewrote = before || changed;
     r?;

@@ -72,6 +72,14 @@ pub(crate) struct Analyzer<'c, 'a> {
     pub splice_base: usize,
     /// Inside a view definition: names resolve with `pg_catalog` only.
     view_path: bool,
+    /// First attempt at a statement: masked columns of the top-level FROM whose mask pgveil
+    /// computes exactly as PostgreSQL would ([`masking::proxy_exact`]) leave the masking
+    /// subquery raw, like keyed ones, and pgveil masks them in the result. Any other use of
+    /// them is refused by the keyed rules, and the statement is then analysed again with this
+    /// off (SQL masks everywhere): see `sql::analyze_statement`.
+    pub proxy_masking: bool,
+    /// A masked column was exposed raw under `proxy_masking`.
+    pub proxied: bool,
 }
 
 fn str_of(n: &Node) -> Option<&str> {
@@ -151,6 +159,8 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             splices: Vec::new(),
             splice_base: 0,
             view_path: false,
+            proxy_masking: false,
+            proxied: false,
         }
     }
 
@@ -253,6 +263,9 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             self.expr(row, Pos::Other)?;
         }
         let keyed_here = top && self.keyed_ok;
+        if keyed_here {
+            self.expand_star(s);
+        }
         for (i, t) in s.target_list.iter_mut().enumerate() {
             let Some(N::ResTarget(rt)) = &mut t.node else {
                 return Err(unsupported("a target list entry"));
@@ -468,6 +481,66 @@ impl<'c, 'a> Analyzer<'c, 'a> {
                 }
             }
         }
+    }
+
+    /// `SELECT *` (or `t.*`) over one protected table with keyed columns: spell the columns
+    /// out (`t.c1, t.c2, ...`, catalog order, exactly what `*` yields from the masking
+    /// subquery), so every output position is certain and a keyed column can be masked by
+    /// position. Only for a FROM clause of a single relation (no join, whose `*` order pgveil
+    /// does not model) without denied columns (`*` over those is refused as before).
+    fn expand_star(&mut self, s: &mut SelectStmt) {
+        let single = matches!(s.from_clause.as_slice(), [n] if matches!(n.node, Some(N::RangeVar(_))));
+        let Some(level) = self.levels.last() else { return };
+        let ([entry], true) = (level.entries.as_slice(), single) else {
+            return;
+        };
+        let (Some(refname), Cols::Known(cols)) = (&entry.refname, &entry.cols) else {
+            return;
+        };
+        let keyed = cols.iter().any(|c| matches!(c.state, ColState::Keyed(..)));
+        let denied = cols.iter().any(|c| matches!(c.state, ColState::Denied(_)));
+        if !keyed || denied {
+            return;
+        }
+        let is_star = |t: &Node| -> bool {
+            let Some(N::ResTarget(rt)) = &t.node else {
+                return false;
+            };
+            let Some(Some(N::ColumnRef(cr))) = rt.val.as_ref().map(|v| &v.node) else {
+                return false;
+            };
+            let (Some(last), quals) = (cr.fields.last(), &cr.fields[..cr.fields.len().saturating_sub(1)])
+            else {
+                return false;
+            };
+            if !matches!(last.node, Some(N::AStar(_))) || !rt.name.is_empty() {
+                return false;
+            }
+            let quals = names_of(quals);
+            quals.is_empty() || quals == [refname.clone()]
+        };
+        if !s.target_list.iter().any(is_star) {
+            return;
+        }
+        let mut expanded = Vec::with_capacity(s.target_list.len() + cols.len());
+        for t in std::mem::take(&mut s.target_list) {
+            if !is_star(&t) {
+                expanded.push(t);
+                continue;
+            }
+            for c in cols {
+                expanded.push(Node {
+                    node: Some(N::ResTarget(Box::new(protobuf::ResTarget {
+                        name: String::new(),
+                        indirection: Vec::new(),
+                        val: Some(Box::new(column_ref_node(&[refname, &c.name]))),
+                        location: -1,
+                    }))),
+                });
+            }
+        }
+        s.target_list = expanded;
+        self.rewrote = true;
     }
 
     /// With keyed outputs, nothing may order, group or deduplicate by them (through output
@@ -940,7 +1013,10 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             self.check_inheritance(rel, rv.inh)?;
         }
         if let Some(tp) = self.ctx.plan.tables.get(&rel.oid) {
-            let built = masking::table_subquery(rel, tp, rv.inh)?;
+            // Only the top-level FROM of the statement's own SELECT may pass raw values.
+            let proxy = self.proxy_masking && self.keyed_ok && self.levels.len() == 1 && self.view_depth == 0;
+            let built = masking::table_subquery(rel, tp, rv.inh, proxy)?;
+            self.proxied |= built.proxied;
             // An alias column list renames by position: it must stop before the first denied
             // column (absent from the subquery, so positions would shift) and before the first
             // keyed one (whose internal name must stay the only way to reach it).
@@ -1546,6 +1622,11 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         }
         match (keyed_out, pos) {
             (Some((m, internal)), Pos::Output(i)) => {
+                if let Some(o) = cands.iter().find_map(|c| c.origin.as_ref()) {
+                    if !self.masked.contains(o) {
+                        self.masked.push(o.clone());
+                    }
+                }
                 self.proxy_masks.push((i, m));
                 Ok(Some(internal))
             }

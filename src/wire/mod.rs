@@ -10,6 +10,7 @@
 //! Invariant: nothing in this module knows about roles, rules or SQL.
 pub mod backend;
 mod body;
+pub mod copy;
 pub mod frame;
 pub mod frontend;
 pub mod startup;

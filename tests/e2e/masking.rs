@@ -164,3 +164,103 @@ async fn psql_describe_of_protected_tables_matches_the_dba() {
         assert_eq!(analyst, dba, "{cmd}");
     }
 }
+
+/// pgveil masks a column that is only selected (a plain output column of the statement's
+/// own SELECT, `*` included, or of a COPY in text format) in the result rows itself, and
+/// PostgreSQL only reads it; one query level down the same columns are masked by PostgreSQL
+/// (the masks' SQL twins). The client must not be able to tell: same values in text, in
+/// binary and in COPY, same column names and types.
+#[tokio::test]
+async fn masks_applied_by_pgveil_equal_masks_computed_in_the_database() {
+    let (_cluster, proxy) = demo_bed().await;
+    let analyst = connect(&proxy.url("analyst", "analyst", "seller")).await;
+    let cols = "id, name, id_number, phone, email, bank_card, address, notes, city, vip_level";
+    let pairs = [
+        // (masked by pgveil, masked by PostgreSQL)
+        (
+            "SELECT * FROM customers ORDER BY id".to_string(),
+            "SELECT * FROM (SELECT * FROM customers) s ORDER BY id".to_string(),
+        ),
+        (
+            format!("SELECT {cols} FROM customers WHERE vip_level > 1 ORDER BY id LIMIT 50"),
+            format!(
+                "SELECT * FROM (SELECT {cols} FROM customers WHERE vip_level > 1) s ORDER BY id LIMIT 50"
+            ),
+        ),
+        (
+            "SELECT c.phone AS p, c.*, c.email FROM customers c ORDER BY c.id".to_string(),
+            "SELECT * FROM (SELECT c.phone AS p, c.*, c.email FROM customers c) s ORDER BY id".to_string(),
+        ),
+    ];
+    for (by_pgveil, by_sql) in &pairs {
+        let a = simple(&analyst, by_pgveil).await.expect("text");
+        let b = simple(&analyst, by_sql).await.expect("text");
+        assert!(a.len() > 20, "{by_pgveil}: {a:?}");
+        assert_eq!(a, b, "text: {by_pgveil}");
+        let sa = analyst.prepare(by_pgveil).await.expect("prepare");
+        let sb = analyst.prepare(by_sql).await.expect("prepare");
+        let shape = |s: &tokio_postgres::Statement| -> Vec<(String, String)> {
+            s.columns()
+                .iter()
+                .map(|c| (c.name().to_string(), c.type_().name().to_string()))
+                .collect()
+        };
+        assert_eq!(shape(&sa), shape(&sb), "columns: {by_pgveil}");
+        // The two paths really differ: a column pgveil masks still comes straight from the
+        // table (RowDescription names it, as for a clear column); one PostgreSQL masks is
+        // an expression.
+        let from_table = |s: &tokio_postgres::Statement, name: &str| {
+            s.columns()
+                .iter()
+                .any(|c| c.name() == name && c.table_oid().is_some_and(|o| o != 0))
+        };
+        assert!(
+            from_table(&sa, "phone") && !from_table(&sb, "phone"),
+            "{by_pgveil}"
+        );
+    }
+    // Binary format (tokio-postgres asks for binary results).
+    let by_pgveil = format!("SELECT {cols} FROM customers ORDER BY id");
+    let by_sql = format!("SELECT * FROM (SELECT {cols} FROM customers) s ORDER BY id");
+    let a = extended(&analyst, &by_pgveil, &[]).await.expect("binary");
+    assert_eq!(a, extended(&analyst, &by_sql, &[]).await.expect("binary"));
+    assert_eq!(
+        a,
+        simple(&analyst, &by_pgveil).await.expect("text")[..a.len()].to_vec(),
+        "binary and text agree"
+    );
+    // COPY in text format, masked by pgveil row by row; with an option, by PostgreSQL.
+    for (copy_pgveil, copy_sql) in [
+        (
+            format!("COPY (SELECT {cols}, birth_date FROM customers ORDER BY id) TO STDOUT"),
+            format!(
+                "COPY (SELECT * FROM (SELECT {cols}, birth_date FROM customers) s ORDER BY id) TO STDOUT"
+            ),
+        ),
+        (
+            "COPY customers TO STDOUT".to_string(),
+            "COPY (SELECT * FROM (SELECT * FROM customers) s) TO STDOUT".to_string(),
+        ),
+        (
+            "COPY customers (id, phone, notes) TO STDOUT".to_string(),
+            "COPY customers (id, phone, notes) TO STDOUT (FORMAT text)".to_string(),
+        ),
+    ] {
+        let a = copy_text(&analyst, &copy_pgveil).await;
+        let b = copy_text(&analyst, &copy_sql).await;
+        assert!(a.lines().count() > 20, "{copy_pgveil}: {a}");
+        assert_eq!(a, b, "COPY: {copy_pgveil}");
+    }
+}
+
+/// The whole output of a `COPY ... TO STDOUT`.
+async fn copy_text(c: &tokio_postgres::Client, sql: &str) -> String {
+    use futures_util::StreamExt;
+    let stream = c.copy_out(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    futures_util::pin_mut!(stream);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap_or_else(|e| panic!("{sql}: {e}")));
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
