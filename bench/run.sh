@@ -233,9 +233,15 @@ TGT[pgveil_full]="$VPORT bench_full bench_full"
 TGT[pgveil_masked]="$VPORT bench_masked bench_masked"
 # The rewritten text pgveil sends for the restricted role, run directly: PostgreSQL's own cost
 # of computing the masks, without pgveil in the path.
-MASKED_WIDE_SQL=$("$CLIENT" rewrite "$ROOT/bench/rules" "$UPSTREAM" bench_masked "$WIDE_SQL") ||
+# For `SELECT * FROM wide` pgveil masks the 5 columns in the result itself (they are only
+# selected); one query level down, as for any statement that computes on a masked column, the
+# masks are computed by PostgreSQL. NESTED_* take that path through pgveil (target
+# pgveil_masked_sql); MASKED_* are what pgveil forwards for them, run directly (direct_masksql).
+NESTED_WIDE_SQL="SELECT * FROM (SELECT * FROM wide) w"
+NESTED_COPY_SQL="COPY (SELECT * FROM (SELECT * FROM wide) w) TO STDOUT"
+MASKED_WIDE_SQL=$("$CLIENT" rewrite "$ROOT/bench/rules" "$UPSTREAM" bench_masked "$NESTED_WIDE_SQL") ||
   die "bench_client rewrite failed"
-MASKED_COPY_SQL=$("$CLIENT" rewrite "$ROOT/bench/rules" "$UPSTREAM" bench_masked "$COPY_SQL") ||
+MASKED_COPY_SQL=$("$CLIENT" rewrite "$ROOT/bench/rules" "$UPSTREAM" bench_masked "$NESTED_COPY_SQL") ||
   die "bench_client rewrite failed"
 echo "$MASKED_WIDE_SQL" > "$WORK/masked-wide.sql"
 
@@ -301,15 +307,17 @@ want pgbench && for rep in $(seq "$REPS"); do
 done
 
 # --- 2. the wide result: text (psql), binary (bench_client), COPY ----------------------------
-STREAM_TARGETS=(direct direct_masksql pgveil_full pgveil_masked)
-[ -n "$BOUNCER_PID" ] && STREAM_TARGETS=(direct direct_masksql pgbouncer pgveil_full pgveil_masked)
+STREAM_TARGETS=(direct direct_masksql pgveil_full pgveil_masked pgveil_masked_sql)
+[ -n "$BOUNCER_PID" ] && STREAM_TARGETS=(direct direct_masksql pgbouncer pgveil_full pgveil_masked pgveil_masked_sql)
 TGT[direct_masksql]="$PGPORT postgres $PASS"
+TGT[pgveil_masked_sql]=${TGT[pgveil_masked]}
 # stream_run TARGET FORMAT -> prints seconds
 stream_run() {
   local t=$1 fmt=$2 port user pw sql copy
   read -r port user pw <<<"${TGT[$t]}"
   sql=$WIDE_SQL; copy=$COPY_SQL
   if [ "$t" = direct_masksql ]; then sql=$MASKED_WIDE_SQL; copy=$MASKED_COPY_SQL; fi
+  if [ "$t" = pgveil_masked_sql ]; then sql=$NESTED_WIDE_SQL; copy=$NESTED_COPY_SQL; fi
   local s e
   s=$(date +%s.%N)
   case "$fmt" in
@@ -393,7 +401,7 @@ if want maskcost; then
   log "mask cost in PostgreSQL: one column at a time, clear vs masked SQL, $REPS reps"
   for rep in $(seq "$REPS"); do
     for col in name id_number phone email bank_card; do
-      masked=$("$CLIENT" rewrite "$ROOT/bench/rules" "$UPSTREAM" bench_masked "SELECT $col FROM wide") ||
+      masked=$("$CLIENT" rewrite "$ROOT/bench/rules" "$UPSTREAM" bench_masked "SELECT * FROM (SELECT $col FROM wide) w") ||
         die "bench_client rewrite failed"
       for variant in clear masked; do
         q="SELECT $col FROM wide"; [ "$variant" = masked ] && q=$masked
