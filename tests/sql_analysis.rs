@@ -496,6 +496,11 @@ impl Fx {
     /// the form of the top-level FROM of a plain SELECT: masks pgveil applies to the result
     /// itself (`masking::proxy_exact`) leave the column raw under its internal name.
     fn sub(&self, oid: u32, proxy: bool) -> String {
+        self.sub_except(oid, proxy, &[])
+    }
+    /// [`Self::sub`], with the columns in `sql_masked` masked in SQL even under `proxy`
+    /// (the statement also uses them elsewhere than as bare outputs).
+    fn sub_except(&self, oid: u32, proxy: bool, sql_masked: &[&str]) -> String {
         let r = self.cat.by_oid(oid).expect("relation");
         let tp = &self.plan.tables[&oid];
         let mut items = Vec::new();
@@ -503,7 +508,12 @@ impl Fx {
             let cp = tp.column(&c.name).expect("plan column");
             match &cp.action {
                 ColumnAction::Clear => items.push(format!("\"{}\"", c.name)),
-                ColumnAction::Mask(m) if m.is_keyed() || (proxy && pgveil::sql::masking::proxy_exact(m)) => {
+                ColumnAction::Mask(m)
+                    if m.is_keyed()
+                        || (proxy
+                            && pgveil::sql::masking::proxy_exact(m)
+                            && !sql_masked.contains(&c.name.as_str())) =>
+                {
                     items.push(format!(
                         "\"{}\" AS \"{}\"",
                         c.name,
@@ -524,6 +534,21 @@ impl Fx {
         format!("(SELECT {} FROM public.{}{filter})", items.join(", "), r.name)
     }
     fn expand(&self, template: &str) -> String {
+        // `{table*-a,b}`: the proxy form with columns a and b masked in SQL.
+        let mut template = template.to_string();
+        while let Some(at) = template.find("*-") {
+            let open = template[..at].rfind('{').expect("template");
+            let close = at + template[at..].find('}').expect("template");
+            let oid = match &template[open + 1..at] {
+                "customers" => 100,
+                "employees" => 102,
+                "suppliers" => 103,
+                other => panic!("template table {other}"),
+            };
+            let cols: Vec<&str> = template[at + 2..close].split(',').collect();
+            let sub = self.sub_except(oid, true, &cols);
+            template.replace_range(open..=close, &sub);
+        }
         template
             .replace("{customers}", &self.sub(100, false))
             .replace("{employees}", &self.sub(102, false))
@@ -647,9 +672,9 @@ fn protected_tables_become_masking_subqueries() {
         ("SELECT customers.phone FROM customers", "SELECT customers.\"phone#\" AS phone FROM {customers*} customers"),
         // A schema-qualified column loses its schema: a subquery has none.
         ("SELECT public.customers.phone FROM public.customers", "SELECT customers.\"phone#\" AS phone FROM {customers*} customers"),
-        ("SELECT \"PHONE\" FROM customers", "SELECT \"PHONE\" FROM {customers*} customers"),
-        ("SELECT phone FROM customers WHERE phone LIKE '138%' ORDER BY phone", "SELECT phone FROM {customers} customers WHERE phone LIKE '138%' ORDER BY phone"),
-        ("SELECT city, count(DISTINCT email) FROM customers GROUP BY city", "SELECT city, count(DISTINCT email) FROM {customers} customers GROUP BY city"),
+        ("SELECT \"PHONE\" FROM customers", "SELECT \"PHONE\" FROM {customers*-phone} customers"),
+        ("SELECT phone FROM customers WHERE phone LIKE '138%' ORDER BY phone", "SELECT phone FROM {customers*-phone} customers WHERE phone LIKE '138%' ORDER BY phone"),
+        ("SELECT city, count(DISTINCT email) FROM customers GROUP BY city", "SELECT city, count(DISTINCT email) FROM {customers*-email} customers GROUP BY city"),
         ("SELECT o.amount, c.name FROM orders o JOIN customers c ON c.id = o.customer_id", "SELECT o.amount, c.\"name#\" AS name FROM orders o JOIN {customers*} c ON c.id = o.customer_id"),
         ("SELECT * FROM orders WHERE customer_id IN (SELECT id FROM customers WHERE phone LIKE '139%')", "SELECT * FROM orders WHERE customer_id IN (SELECT id FROM {customers} customers WHERE phone LIKE '139%')"),
         ("SELECT (SELECT max(email) FROM customers) AS m", "SELECT (SELECT max(email) FROM {customers} customers) AS m"),
@@ -1370,7 +1395,7 @@ fn group_by_primary_key_adds_the_dependent_columns_read() {
         // The same with the masks computed in the database (an output is computed on).
         (
             "SELECT c.id, c.name || '', c.phone, count(o.id) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY c.id",
-            "SELECT c.id, c.name || '', c.phone, count(o.id) FROM {customers} c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.name, c.phone ORDER BY c.id",
+            "SELECT c.id, c.name || '', c.\"phone#\" AS phone, count(o.id) FROM {customers*-name} c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.name, c.\"phone#\" ORDER BY c.id",
         ),
         // Unqualified names, and a key grouped by output position.
         (
@@ -1384,7 +1409,7 @@ fn group_by_primary_key_adds_the_dependent_columns_read() {
         // Columns read in HAVING, ORDER BY and correlated subqueries count, in catalog order.
         (
             "SELECT c.id FROM customers c GROUP BY c.id HAVING c.city <> 'x' ORDER BY c.email",
-            "SELECT c.id FROM {customers} c GROUP BY c.id, c.email, c.city HAVING c.city <> 'x' ORDER BY c.email",
+            "SELECT c.id FROM {customers*-email} c GROUP BY c.id, c.email, c.city HAVING c.city <> 'x' ORDER BY c.email",
         ),
         (
             "SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND o.status = c.city) FROM customers c GROUP BY c.id",
@@ -1433,7 +1458,7 @@ fn group_by_primary_key_adds_the_dependent_columns_read() {
     check(
         &f2,
         "SELECT c.phone, c.name FROM customers c GROUP BY c.phone",
-        Rewritten("SELECT c.phone, c.name FROM {customers} c GROUP BY c.phone"),
+        Rewritten("SELECT c.phone, c.\"name#\" AS name FROM {customers*-phone} c GROUP BY c.phone"),
     );
     // A catalog guard replaces its relation (and drops its key) only when a guarded column is
     // read: only then are columns added.

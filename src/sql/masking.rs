@@ -196,14 +196,14 @@ fn from_clause(rel: &Relation, inh: bool) -> String {
 
 /// The masking subquery of a protected table (without the surrounding parentheses).
 ///
-/// With `proxy`, masked columns whose mask is [`proxy_exact`] are exposed raw under their
-/// internal name, exactly like keyed ones ([`ColState::Keyed`]): the analyser then accepts
-/// them only as bare output columns and pgveil masks them in the result.
+/// Masked columns for which `proxy(column)` holds and whose mask is [`proxy_exact`] are
+/// exposed raw under their internal name, exactly like keyed ones ([`ColState::Keyed`]): the
+/// analyser then accepts them only as bare output columns and pgveil masks them in the result.
 pub(crate) fn table_subquery(
     rel: &Relation,
     tp: &TablePlan,
     inh: bool,
-    proxy: bool,
+    proxy: &dyn Fn(&str) -> bool,
 ) -> Result<Built, Refusal> {
     let mut items = Vec::with_capacity(rel.columns.len());
     let mut cols = Vec::with_capacity(rel.columns.len());
@@ -221,7 +221,7 @@ pub(crate) fn table_subquery(
                 items.push(q);
                 ColState::Plain
             }
-            Some(ColumnAction::Mask(m)) if m.is_keyed() || (proxy && proxy_exact(m)) => {
+            Some(ColumnAction::Mask(m)) if m.is_keyed() || (proxy_exact(m) && proxy(&col.name)) => {
                 proxied |= !m.is_keyed();
                 let internal = keyed_alias(&col.name);
                 items.push(format!("{q} AS {}", quote_ident(&internal)));

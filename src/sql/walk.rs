@@ -80,6 +80,11 @@ pub(crate) struct Analyzer<'c, 'a> {
     pub proxy_masking: bool,
     /// A masked column was exposed raw under `proxy_masking`.
     pub proxied: bool,
+    /// Under `proxy_masking`, the statement's text and the names its top-level target list
+    /// selects as bare columns: a column whose name the text mentions more often than that is
+    /// also used elsewhere (filtered, sorted, computed on...), so it is not even tried raw.
+    /// A heuristic that only saves the second analysis; the keyed rules decide.
+    pub proxy_hint: Option<(String, Vec<String>)>,
 }
 
 fn str_of(n: &Node) -> Option<&str> {
@@ -161,6 +166,7 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             view_path: false,
             proxy_masking: false,
             proxied: false,
+            proxy_hint: None,
         }
     }
 
@@ -1015,7 +1021,14 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         if let Some(tp) = self.ctx.plan.tables.get(&rel.oid) {
             // Only the top-level FROM of the statement's own SELECT may pass raw values.
             let proxy = self.proxy_masking && self.keyed_ok && self.levels.len() == 1 && self.view_depth == 0;
-            let built = masking::table_subquery(rel, tp, rv.inh, proxy)?;
+            let hint = self.proxy_hint.as_ref();
+            let only_selected = |column: &str| {
+                proxy
+                    && hint.is_none_or(|(text, bare)| {
+                        mentions(text, column) <= bare.iter().filter(|b| *b == column).count()
+                    })
+            };
+            let built = masking::table_subquery(rel, tp, rv.inh, &only_selected)?;
             self.proxied |= built.proxied;
             // An alias column list renames by position: it must stop before the first denied
             // column (absent from the subquery, so positions would shift) and before the first
@@ -1799,6 +1812,46 @@ fn functional_key(rel: &Relation, cols: &Cols, guard: Option<usize>) -> Option<A
     Some(Arc::new(Fd { key, cols, guard }))
 }
 
+/// How often `name` occurs in `text` as a whole identifier word (ASCII case-insensitive;
+/// bytes of non-ASCII characters count as identifier characters, as in PostgreSQL).
+pub(crate) fn mentions(text: &str, name: &str) -> usize {
+    let (t, n) = (text.as_bytes(), name.as_bytes());
+    if n.is_empty() || n.len() > t.len() {
+        return 0;
+    }
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    (0..=t.len() - n.len())
+        .filter(|&i| {
+            t[i..i + n.len()].eq_ignore_ascii_case(n)
+                && (i == 0 || !ident(t[i - 1]))
+                && t.get(i + n.len()).is_none_or(|&b| !ident(b))
+        })
+        .count()
+}
+
+/// The names a statement's top-level target list selects as bare columns (`c`, `t.c`), and
+/// for `COPY table (cols)` its column list; a `*` (or COPY without a list) adds nothing.
+pub(crate) fn bare_output_names(stmt: &Node) -> Vec<String> {
+    let targets: &[Node] = match &stmt.node {
+        Some(N::SelectStmt(s)) => &s.target_list,
+        Some(N::CopyStmt(c)) => match c.query.as_deref().and_then(|q| q.node.as_ref()) {
+            Some(N::SelectStmt(s)) => &s.target_list,
+            _ => return names_of(&c.attlist),
+        },
+        _ => return Vec::new(),
+    };
+    targets
+        .iter()
+        .filter_map(|t| match &t.node {
+            Some(N::ResTarget(rt)) => match rt.val.as_deref().map(|v| &v.node) {
+                Some(Some(N::ColumnRef(cr))) => cr.fields.last().and_then(str_of).map(str::to_string),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 fn column_ref_node(parts: &[&str]) -> Node {
     Node {
         node: Some(N::ColumnRef(protobuf::ColumnRef {
@@ -1810,5 +1863,21 @@ fn column_ref_node(parts: &[&str]) -> Node {
                 .collect(),
             location: -1,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn mentions_count_whole_identifier_words() {
+        let sql = "SELECT c.phone, PHONE, \"phone\" FROM customers c WHERE phone_2 = 'x' AND telephone = 1 AND 电phone = 2";
+        assert_eq!(mentions(sql, "phone"), 3);
+        assert_eq!(mentions(sql, "customers"), 1);
+        assert_eq!(mentions(sql, "name"), 0);
+        assert_eq!(mentions("phone", "phone"), 1);
+        assert_eq!(mentions("ph", "phone"), 0);
+        assert_eq!(mentions("x", ""), 0);
     }
 }

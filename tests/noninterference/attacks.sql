@@ -538,3 +538,29 @@ SELECT count(*) FROM customers WHERE id_number = ANY (ARRAY['110105199001011234'
 SELECT (xpath('/x/text()', ('<x>' || notes || '</x>')::xml))[1] FROM customers ORDER BY id
 SELECT jsonb_agg(jsonb_build_object('p', phone, 'b', birth_date) ORDER BY id) FROM customers
 SELECT id, phone FROM customers WHERE id IN (SELECT customer_id FROM orders WHERE status = 'paid') ORDER BY id
+
+-- shape: masks pgveil applies to the result [answered]
+-- A column that is only selected is masked by pgveil in the rows; every other use of it
+-- must make the database compute on its masked value (positions, output names, DISTINCT,
+-- whole rows, stars next to it, COPY).
+SELECT * FROM customers ORDER BY id
+SELECT *, phone FROM customers ORDER BY id
+SELECT c.*, c.phone AS p FROM customers c ORDER BY c.id
+SELECT phone FROM customers ORDER BY 1, id
+SELECT phone AS p FROM customers ORDER BY p, id
+SELECT phone FROM customers ORDER BY U&"p\0068one", id
+SELECT DISTINCT phone FROM customers ORDER BY 1
+SELECT phone, count(*) FROM customers GROUP BY 1 ORDER BY 1
+SELECT phone FROM customers GROUP BY ROLLUP (1) ORDER BY 1
+SELECT id, phone FROM customers c WHERE c IS NOT NULL ORDER BY id
+SELECT id, phone FROM customers c ORDER BY c
+SELECT id, email FROM customers ORDER BY id LIMIT 5 OFFSET (SELECT count(*) FROM customers WHERE email > 'm')
+SELECT id, name FROM customers ORDER BY id FETCH FIRST 3 ROWS WITH TIES
+SELECT id, name FROM customers ORDER BY length(name), id
+SELECT id, phone, 'phone' FROM customers ORDER BY id
+SELECT id, notes FROM customers WHERE notes IS NOT NULL ORDER BY 2, 1
+COPY (SELECT phone FROM customers ORDER BY 1) TO STDOUT
+COPY (SELECT id, name, email FROM customers ORDER BY id) TO STDOUT
+COPY (SELECT DISTINCT email FROM customers) TO STDOUT
+COPY customers (id, bank_card, notes) TO STDOUT
+COPY (SELECT * FROM customers ORDER BY id) TO STDOUT
