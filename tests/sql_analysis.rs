@@ -330,13 +330,13 @@ fn catalog() -> Catalog {
         "textlen",
         "substring",
     ] {
-        c.functions.insert(oid, ("pg_catalog".into(), f.into()));
+        c.insert_function(oid, "pg_catalog".into(), f.into());
         oid += 1;
     }
-    c.functions.insert(oid, ("public".into(), "get_salary".into()));
-    c.functions.insert(oid + 1, ("public".into(), "safe_fn".into()));
-    c.functions.insert(oid + 2, ("public".into(), "upper".into())); // shadows a built-in
-    c.functions.insert(oid + 3, ("sales".into(), "lower".into()));
+    c.insert_function(oid, "public".into(), "get_salary".into());
+    c.insert_function(oid + 1, "public".into(), "safe_fn".into());
+    c.insert_function(oid + 2, "public".into(), "upper".into()); // shadows a built-in
+    c.insert_function(oid + 3, "sales".into(), "lower".into());
     c
 }
 

@@ -131,7 +131,7 @@ async fn read(client: &Client, version: u64) -> Result<Catalog, tokio_postgres::
     }
     for row in client.query(FUNCTIONS, &[]).await? {
         let oid: u32 = row.try_get(0)?;
-        catalog.functions.insert(oid, (row.try_get(1)?, row.try_get(2)?));
+        catalog.insert_function(oid, row.try_get(1)?, row.try_get(2)?);
     }
     for row in client.query(INHERITS, &[]).await? {
         let child: u32 = row.try_get(0)?;

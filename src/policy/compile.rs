@@ -252,11 +252,7 @@ impl<'a> Compiler<'a> {
         }
         if let Some(grants) = self.rules.functions.get(&role.name) {
             for g in grants {
-                let exists = self
-                    .catalog
-                    .functions
-                    .values()
-                    .any(|(s, n)| *s == g.name.schema && *n == g.name.name);
+                let exists = self.catalog.has_function(&g.name.schema, &g.name.name);
                 if !exists {
                     self.errors
                         .push(RuleError::at(&g.source, format!("unknown function {}", g.name)));

@@ -169,10 +169,7 @@ fn user_function(shown: &str) -> Refusal {
 }
 
 fn function_exists(ctx: &Context, schema: &str, name: &str) -> bool {
-    ctx.catalog
-        .functions
-        .values()
-        .any(|(s, n)| s == schema && n == name)
+    ctx.catalog.has_function(schema, name)
 }
 
 #[cfg(test)]

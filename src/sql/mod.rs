@@ -238,7 +238,7 @@ fn analyze_statement<'c, 'a>(
     let mut first = walk::Analyzer::new(ctx);
     first.splice_base = splice_base;
     first.proxy_masking = true;
-    first.proxy_hint = Some((text.to_string(), walk::bare_output_names(stmt)));
+    first.proxy_hint = Some((text.to_ascii_lowercase(), walk::bare_output_names(stmt)));
     let refusal = match statement::analyze_stmt(&mut first, stmt, text) {
         Ok(kind) => return Ok((first, kind)),
         Err(r) if !first.proxied => return Err(r),

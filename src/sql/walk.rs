@@ -1813,18 +1813,19 @@ fn functional_key(rel: &Relation, cols: &Cols, guard: Option<usize>) -> Option<A
 }
 
 /// How often `name` occurs in `text` as a whole identifier word (ASCII case-insensitive;
-/// bytes of non-ASCII characters count as identifier characters, as in PostgreSQL).
+/// bytes of non-ASCII characters count as identifier characters, as in PostgreSQL). `text`
+/// must already be ASCII-lowercased (the hint keeps it so).
 pub(crate) fn mentions(text: &str, name: &str) -> usize {
-    let (t, n) = (text.as_bytes(), name.as_bytes());
-    if n.is_empty() || n.len() > t.len() {
+    if name.is_empty() {
         return 0;
     }
+    let name = name.to_ascii_lowercase();
+    let t = text.as_bytes();
     let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
-    (0..=t.len() - n.len())
-        .filter(|&i| {
-            t[i..i + n.len()].eq_ignore_ascii_case(n)
-                && (i == 0 || !ident(t[i - 1]))
-                && t.get(i + n.len()).is_none_or(|&b| !ident(b))
+    text.match_indices(name.as_str())
+        .filter(|(i, _)| {
+            let end = i + name.len();
+            (*i == 0 || !ident(t[i - 1])) && t.get(end).is_none_or(|&b| !ident(b))
         })
         .count()
 }
@@ -1872,7 +1873,9 @@ mod tests {
 
     #[test]
     fn mentions_count_whole_identifier_words() {
-        let sql = "SELECT c.phone, PHONE, \"phone\" FROM customers c WHERE phone_2 = 'x' AND telephone = 1 AND 电phone = 2";
+        let sql = "SELECT c.phone, PHONE, \"phone\" FROM customers c WHERE phone_2 = 'x' AND telephone = 1 AND 电phone = 2"
+            .to_ascii_lowercase();
+        let sql = sql.as_str();
         assert_eq!(mentions(sql, "phone"), 3);
         assert_eq!(mentions(sql, "customers"), 1);
         assert_eq!(mentions(sql, "name"), 0);
