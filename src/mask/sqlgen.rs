@@ -5,9 +5,15 @@
 //!   `OPERATOR(pg_catalog.op)`, types are `pg_catalog.` names or SQL keywords;
 //! - literals are `E'...'` strings with `\` and `'` escaped, so they mean the same whatever
 //!   `standard_conforming_strings` says;
-//! - collation-sensitive operations (regex, `strpos`, equality) only happen on `COLLATE "C"`
-//!   copies and only yield booleans or integers, so a column with a nondeterministic
-//!   collation never makes them fail, and the masked text keeps the column's collation.
+//! - collation-sensitive operations (regex, `LIKE`, `strpos`, equality and `<`/`>=`) only
+//!   happen on `COLLATE "C"` copies and only yield booleans or integers (text derived from a
+//!   `C` copy, such as `ltrim(tc, '0123456789')`, is only ever compared, never output), so a
+//!   column with a nondeterministic collation never makes them fail, and the masked text keeps
+//!   the column's collation.
+//! - cost: PostgreSQL evaluates these expressions once per row wherever a restricted role
+//!   computes on a masked column, and it does not share common subexpressions, so each
+//!   twin tests the cheap, common shape first (lengths, `ltrim` digit runs, `LIKE`) and
+//!   evaluates a regular expression, the dearest step, at most once per row on the usual path.
 use super::ColumnType;
 
 /// A text literal, typed.
@@ -52,6 +58,35 @@ pub(crate) fn matches(tc: &str, pattern: &str) -> String {
 /// `pg_catalog.char_length(x)`.
 pub(crate) fn len(x: &str) -> String {
     call("char_length", &[x])
+}
+
+/// `pg_catalog.octet_length(x)`: the length in bytes. For a `varlena` value PostgreSQL
+/// reads it from the header, where `char_length` walks the UTF-8 sequence; where every
+/// character of interest is ASCII the two agree and this one is cheaper.
+pub(crate) fn octets(x: &str) -> String {
+    call("octet_length", &[x])
+}
+
+/// `tc LIKE pattern` (tc must already be `COLLATE "C"`). PostgreSQL's LIKE matcher does no
+/// allocation and no character-class work: much cheaper than a regular expression where a
+/// pattern of literals, `%` and `_` says enough.
+pub(crate) fn like(tc: &str, pattern: &str) -> String {
+    op(tc, "~~", &lit(pattern))
+}
+
+/// The ASCII digits, as the set argument of `ltrim`/`rtrim`.
+pub(crate) const DIGITS: &str = "0123456789";
+
+/// `tc` with its leading ASCII digits removed (`ltrim(tc, '0123456789')`). Compared with
+/// `''` it means "only ASCII digits" (`^[0-9]*$`) at a fraction of a regular expression's
+/// cost: no pattern cache lookup, no conversion to wide characters, no automaton.
+pub(crate) fn after_digits(tc: &str) -> String {
+    call("ltrim", &[tc, &lit(DIGITS)])
+}
+
+/// `tc` is only ASCII digits (or empty): `octet_length(ltrim(tc, '0123456789')) = 0`.
+pub(crate) fn all_digits(tc: &str) -> String {
+    op(&octets(&after_digits(tc)), "=", "0")
 }
 
 /// `pg_catalog.repeat(fill, n)`.
