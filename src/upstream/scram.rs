@@ -31,7 +31,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -165,7 +165,7 @@ fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
             *o ^= x;
         }
     }
-    u.iter_mut().for_each(|b| *b = 0);
+    u.zeroize();
     out
 }
 
@@ -287,7 +287,7 @@ impl ScramClient {
             *p ^= s;
         }
         self.message = format!("{without_proof},p={}", B64.encode(proof));
-        proof.iter_mut().for_each(|b| *b = 0);
+        proof.zeroize();
         self.state = State::Final {
             server_key,
             auth_message,
