@@ -5,9 +5,17 @@
 //!   `OPERATOR(pg_catalog.op)`, types are `pg_catalog.` names or SQL keywords;
 //! - literals are `E'...'` strings with `\` and `'` escaped, so they mean the same whatever
 //!   `standard_conforming_strings` says;
-//! - collation-sensitive operations (regex, `strpos`, equality) only happen on `COLLATE "C"`
-//!   copies and only yield booleans or integers, so a column with a nondeterministic
-//!   collation never makes them fail, and the masked text keeps the column's collation.
+//! - collation-sensitive operations (regex, `LIKE`, `strpos`, equality and `<`/`>=`) only
+//!   happen on `COLLATE "C"` copies and only yield booleans or integers (text derived from a
+//!   `C` copy, such as `rtrim(right(tc, 5), '0123456789')`, is only ever measured or
+//!   compared, never output), so a
+//!   column with a nondeterministic collation never makes them fail, and the masked text keeps
+//!   the column's collation.
+//! - cost: PostgreSQL evaluates these expressions once per row wherever a restricted role
+//!   computes on a masked column, and it does not share common subexpressions, so each
+//!   twin tests the cheap, common shape first (byte lengths, `LIKE`, byte-order comparisons)
+//!   and then at most one regular expression without counted repetitions on the usual path
+//!   (see [`all_digits`] for the measured costs).
 use super::ColumnType;
 
 /// A text literal, typed.
@@ -52,6 +60,34 @@ pub(crate) fn matches(tc: &str, pattern: &str) -> String {
 /// `pg_catalog.char_length(x)`.
 pub(crate) fn len(x: &str) -> String {
     call("char_length", &[x])
+}
+
+/// `pg_catalog.octet_length(x)`: the length in bytes. For a `varlena` value PostgreSQL
+/// reads it from the header, where `char_length` walks the UTF-8 sequence; where every
+/// character of interest is ASCII the two agree and this one is cheaper.
+pub(crate) fn octets(x: &str) -> String {
+    call("octet_length", &[x])
+}
+
+/// `tc LIKE pattern` (tc must already be `COLLATE "C"`). PostgreSQL's LIKE matcher does no
+/// allocation and no character-class work: much cheaper than a regular expression where a
+/// pattern of literals, `%` and `_` says enough.
+pub(crate) fn like(tc: &str, pattern: &str) -> String {
+    op(tc, "~~", &lit(pattern))
+}
+
+/// The ASCII digits, as the set argument of `rtrim`.
+pub(crate) const DIGITS: &str = "0123456789";
+
+/// `tc` is only ASCII digits (or empty): `tc ~ '^[0-9]*$'`.
+///
+/// Measured on PostgreSQL 15, per value: this regex costs about 0.15 µs, `ltrim(tc,
+/// '0123456789') = ''` about 0.4 µs (it builds character arrays of both arguments), and a
+/// regex with a counted repetition such as `^[0-9]{17}[0-9Xx]$` about 0.65 µs (the count
+/// unrolls into many automaton states). So exact lengths are tested with `octet_length`
+/// and the characters with an uncounted class like this one.
+pub(crate) fn all_digits(tc: &str) -> String {
+    matches(tc, "^[0-9]*$")
 }
 
 /// `pg_catalog.repeat(fill, n)`.

@@ -1,15 +1,20 @@
 //! The connection from pgveil to the real PostgreSQL: TCP, optional TLS (`sslmode`),
 //! startup and authentication (trust, cleartext, MD5, SCRAM-SHA-256), up to the first
 //! ReadyForQuery. After that the session owns the stream.
+//!
+//! SCRAM goes through [`scram::ScramClient`], which caches the PBKDF2 result per
+//! (password, salt, iterations) so that only the first login with a password pays for it.
+pub mod scram;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use self::scram::ScramClient;
 use crate::net::{self, Stream};
 use crate::wire::backend::{self, Auth, ErrorFields};
 use crate::wire::frontend::PASSWORD;
@@ -242,7 +247,7 @@ pub async fn connect(
     };
     w.write_all(&out).await.map_err(io)?;
 
-    let mut scram: Option<ScramSha256> = None;
+    let mut scram: Option<ScramClient> = None;
     let mut params_out = Vec::new();
     let mut key = (0, 0);
     loop {
@@ -277,7 +282,9 @@ pub async fn connect(
                         )));
                     }
                     let pw = password.ok_or_else(|| UpstreamError::NoPassword(user.to_string()))?;
-                    let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
+                    // No channel binding (GS2 header `n,,`), as with postgres_protocol's
+                    // `ChannelBinding::unsupported()` before.
+                    let s = ScramClient::new(pw.as_bytes());
                     let mut m = BodyWriter::new(&mut out, PASSWORD);
                     m.cstr("SCRAM-SHA-256").value(Some(s.message()));
                     m.finish();
