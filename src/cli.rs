@@ -212,6 +212,10 @@ pub struct ServeArgs {
     /// Reload the catalog (and rules) this often even when nothing changed.
     #[arg(long, env = "PGVEIL_CATALOG_REFRESH", default_value = "60s", value_parser = parse_duration)]
     pub catalog_refresh: Duration,
+    /// Threads serving sessions (default: one per CPU available). Each runs its sessions on
+    /// its own event loop, so a session's client and upstream sockets stay on one thread.
+    #[arg(long, env = "PGVEIL_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 }
 
 impl ServeArgs {
@@ -234,6 +238,9 @@ impl ServeArgs {
         c.lockout.duration = self.lockout_duration;
         c.metrics = self.metrics;
         c.catalog_refresh = self.catalog_refresh.max(Duration::from_secs(1));
+        if let Some(n) = self.workers {
+            c.workers = usize::from(n);
+        }
         c
     }
 }
@@ -286,5 +293,30 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeConfig, clap::Error> {
+        let mut argv = vec!["pgveil", "serve", "--upstream", "postgres://u@h/db"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(a) => Ok(a.into_config()),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn workers_default_to_the_cpus_available_and_must_be_at_least_one() {
+        assert_eq!(
+            serve(&[]).expect("parses").workers,
+            crate::workers::default_count()
+        );
+        assert_eq!(serve(&["--workers", "3"]).expect("parses").workers, 3);
+        assert!(serve(&["--workers", "0"]).is_err());
+        assert!(serve(&["--workers", "many"]).is_err());
     }
 }

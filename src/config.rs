@@ -28,6 +28,9 @@ pub struct ServeConfig {
     pub rules_poll: std::time::Duration,
     /// How often the catalog (and rules) are reloaded even without a change.
     pub catalog_refresh: std::time::Duration,
+    /// Threads serving sessions, each with its own single-threaded runtime (at least 1; see
+    /// [`crate::workers`]). Default: one per CPU available to the process.
+    pub workers: usize,
 }
 
 impl ServeConfig {
@@ -46,6 +49,7 @@ impl ServeConfig {
             metrics: None,
             rules_poll: std::time::Duration::from_secs(1),
             catalog_refresh: std::time::Duration::from_secs(60),
+            workers: crate::workers::default_count(),
         }
     }
 }

@@ -4,6 +4,8 @@
 //! Layout (see ARCHITECTURE.md for the invariants):
 //! - [`wire`]: framing and typed views of protocol messages over raw bytes. No policy.
 //! - [`session`]: one client connection: startup, TLS, authentication, the message pumps.
+//! - [`server`], [`workers`]: the listener, and the threads that run sessions (one
+//!   single-threaded runtime each, so a session never hops between threads).
 //! - [`upstream`]: the connection from pgveil to the real PostgreSQL.
 //! - [`sql`]: statement analysis and rewriting with PostgreSQL's own parser. Pure.
 //! - [`catalog`]: tables, columns and types read from upstream.
@@ -34,3 +36,4 @@ pub mod sql;
 pub mod state;
 pub mod upstream;
 pub mod wire;
+pub mod workers;

@@ -7,8 +7,10 @@ use pgveil::cli::{self, Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging(cli.log_format);
-    // 8 MiB worker stacks: libpg_query's parse tree of a deeply nested statement is decoded
-    // recursively; with room on the stack the analyser need not switch stacks (`stacker`).
+    // This runtime runs the commands; for `serve`, the listener, the reloader and the metrics
+    // endpoint (sessions run on their own threads, `pgveil::workers`). 8 MiB worker stacks:
+    // libpg_query's parse tree of a deeply nested statement is decoded recursively (reloads
+    // parse view definitions); with room on the stack the analyser need not switch stacks.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(8 << 20)

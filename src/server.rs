@@ -1,8 +1,12 @@
-//! The listener: loads the policy, accepts client connections and runs one session task
-//! each, until shutdown.
+//! The listener: loads the policy, accepts client connections and hands each to a session
+//! worker ([`crate::workers`]), until shutdown.
 //!
 //! Start-up fails early and clearly (rules invalid, upstream unreachable, port taken);
 //! once running, a failing session never affects the listener or other sessions.
+//!
+//! Threads: the listener, the reloader and the metrics endpoint run on the caller's runtime;
+//! sessions run on the workers, each a thread with its own single-threaded runtime, so that
+//! a session's two sockets are always polled by the same thread.
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -18,10 +22,11 @@ use crate::audit::Audit;
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::session::lockout::Lockout;
-use crate::session::{self, Shared};
+use crate::session::Shared;
 use crate::sql::AnalysisCache;
 use crate::state::{self, PolicyCell};
 use crate::upstream::UpstreamConfig;
+use crate::workers::Workers;
 
 /// Connections served at once; more wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 4096;
@@ -99,9 +104,12 @@ impl Server {
         self.shared.clone()
     }
 
-    /// Serves until `shutdown` completes; open sessions are dropped then.
+    /// Serves until `shutdown` completes. Then the listener closes, the workers close the
+    /// sessions still open, and this returns once they have (so does dropping this future).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tracing::info!(listen = %self.local_addr, upstream = %self.shared.upstream.display(), "pgveil is serving");
+        let mut workers = Workers::start(self.shared.config.workers, &self.shared)
+            .context("cannot start the session workers")?;
+        tracing::info!(listen = %self.local_addr, upstream = %self.shared.upstream.display(), workers = workers.count(), "pgveil is serving");
         // Background tasks end with the server (aborted when their guards drop).
         let _reloader = AbortOnDrop(tokio::spawn(crate::reload::watch(self.shared.clone())));
         let _metrics = self.metrics_listener.map(|l| {
@@ -110,36 +118,40 @@ impl Server {
             }
             AbortOnDrop(tokio::spawn(crate::metrics::serve(l, self.shared.clone())))
         });
+        let _trim = AbortOnDrop(tokio::spawn(crate::workers::trim_memory(
+            workers.ended_sessions(),
+        )));
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let accept = async {
-            let mut backoff = Duration::from_millis(5);
-            loop {
-                let permit = match limit.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => return,
-                };
-                match self.listener.accept().await {
-                    Ok((tcp, peer)) => {
-                        backoff = Duration::from_millis(5);
-                        let shared = self.shared.clone();
-                        tokio::spawn(async move {
-                            session::run(tcp, peer, shared).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait and retry.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
+        {
+            let accept = async {
+                let mut backoff = Duration::from_millis(5);
+                loop {
+                    let permit = match limit.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    };
+                    match self.listener.accept().await {
+                        Ok((tcp, peer)) => {
+                            backoff = Duration::from_millis(5);
+                            // The permit travels with the session and is released when it ends.
+                            workers.hand(tcp, peer, permit);
+                        }
+                        Err(e) => {
+                            // Out of file descriptors and the like: wait and retry.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                        }
                     }
                 }
+            };
+            tokio::select! {
+                _ = accept => {}
+                _ = shutdown => tracing::info!("shutting down"),
             }
-        };
-        tokio::select! {
-            _ = accept => {}
-            _ = shutdown => tracing::info!("shutting down"),
         }
+        drop(self.listener);
+        workers.stop().await;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
+use pgveil::config::ServeConfig;
 use tokio_postgres::NoTls;
 
 use crate::common::*;
@@ -225,6 +226,46 @@ async fn cancel_request_cancels_the_running_query() {
         let r = q.await.expect("join");
         assert!(r.as_ref().is_err_and(|e| e.starts_with("57014")), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}
+
+/// Issue 7: sessions run on per-thread runtimes (`--workers`). A CancelRequest comes on a
+/// new connection, which the listener gives to the worker with fewer sessions: with two or
+/// more workers, not the one running the query. It must cancel the query all the same.
+#[tokio::test]
+async fn cancel_request_reaches_a_session_on_another_worker() {
+    let bed = Bed::new().await;
+    for workers in [1, 2, 3] {
+        let mut cfg = ServeConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            bed.cluster.url("test"),
+            bed.rules.path(),
+        );
+        cfg.workers = workers;
+        let proxy = Proxy::start_with(cfg).await;
+        let c = connect(&proxy.url("reader", READER_PW, "test")).await;
+        let token = c.cancel_token();
+        let started = Instant::now();
+        let q = tokio::spawn(async move { c.simple_query("SELECT pg_sleep(30)").await.map_err(err_string) });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(NoTls).await.expect("cancel sent");
+        let r = q.await.expect("join");
+        assert!(
+            r.as_ref().is_err_and(|e| e.starts_with("57014")),
+            "{workers} workers: {r:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // Sessions on every worker: more clients than workers, all served.
+        let mut clients = Vec::new();
+        for _ in 0..workers * 2 {
+            clients.push(connect(&proxy.url("admin", ADMIN_PW, "test")).await);
+        }
+        for c in &clients {
+            assert_eq!(
+                simple(c, "SELECT 1").await,
+                Ok(vec![vec![Some("1".into())], vec![Some("#1".into())]])
+            );
+        }
     }
 }
 
