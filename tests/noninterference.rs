@@ -157,13 +157,22 @@ where
     }
 
     async fn run(&mut self, slot: usize, mode: Mode, attack: &Attack) -> Transcript {
+        // A session is closed (and the server has let it go) before another one opens: the
+        // demo analyst may hold 5 sessions, and this harness holds 4 (one per mode).
         let mut conn = match self.conns[slot].take() {
             Some(c) if c.alive && !attack.stateful() => c,
-            _ => (self.open)().await,
+            old => {
+                if let Some(c) = old {
+                    c.close().await;
+                }
+                (self.open)().await
+            }
         };
         let t = run_attack(&mut conn, mode, attack).await;
         if conn.alive && !attack.stateful() {
             self.conns[slot] = Some(conn);
+        } else {
+            conn.close().await;
         }
         t
     }
@@ -442,6 +451,7 @@ async fn harness_sees_differences(world: &World) {
         "phones come back masked: {ta:?}"
     );
     assert_eq!(ta, b.run(Mode::Simple, q).await);
+    tokio::join!(a.close(), b.close());
 }
 
 /// A protocol-level attack: frontend messages built by hand, and how many ReadyForQuery
@@ -652,6 +662,8 @@ async fn protocol_attacks(world: &World) -> (Vec<String>, String) {
                 ta.last()
             ));
         }
+        // Closed before the next attack opens new sessions (the analyst's max_sessions).
+        tokio::join!(pa.close(), pb.close());
     }
     (leaks, report)
 }

@@ -201,6 +201,15 @@ impl Conn {
         }
     }
 
+    /// Ends the session as a client does (Terminate) and waits until the server has closed
+    /// the connection, so that the session no longer counts against the role's
+    /// `max_sessions` when the next one opens (a dropped socket is noticed asynchronously).
+    pub async fn close(mut self) {
+        if self.alive && self.send(b"X\0\0\0\x04").await.is_ok() {
+            while self.recv().await.is_some() {}
+        }
+    }
+
     async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.w.write_all(bytes).await.map_err(|e| e.to_string())
     }
