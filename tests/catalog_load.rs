@@ -146,10 +146,10 @@ fn catalog_of_the_demo_schema() {
         "pg_catalog"
     );
 
-    // Functions by oid.
-    let fns: Vec<&(String, String)> = cat.functions.values().collect();
-    assert!(fns.contains(&&("pg_catalog".to_string(), "pg_read_file".to_string())));
-    assert!(fns.contains(&&("public".to_string(), "safe_fn".to_string())));
+    // Functions, by schema and name.
+    assert!(cat.has_function("pg_catalog", "pg_read_file"));
+    assert!(cat.has_function("public", "safe_fn"));
+    assert!(!cat.has_function("public", "pg_read_file"));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{err_string, simple, FIXTURE};
+use common::{copy_text, err_string, simple, FIXTURE};
 use pgveil::cluster::Cluster;
 use pgveil::config::ServeConfig;
 use pgveil::server::Server;
@@ -739,16 +739,4 @@ fn sighup_reloads_the_binary() {
     let _ = child.kill();
     let _ = child.wait();
     drop(d);
-}
-
-/// The whole output of a `COPY ... TO STDOUT`, or the error that ended it.
-async fn copy_text(c: &Client, sql: &str) -> Result<String, String> {
-    use futures_util::StreamExt;
-    let stream = c.copy_out(sql).await.map_err(err_string)?;
-    futures_util::pin_mut!(stream);
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk.map_err(err_string)?);
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
 }

@@ -582,7 +582,7 @@ pub fn demo_catalog() -> Catalog {
         ],
         Some(" SELECT id,\n    name,\n    phone,\n    email,\n    city\n   FROM customers;"),
     ));
-    c.insert_function(17000, "public".into(), "safe_fn".into());
+    c.insert_function("public".into(), "safe_fn".into());
     c
 }
 

@@ -281,7 +281,6 @@ fn catalog() -> Catalog {
         ],
         Some(" SELECT 1;"),
     ));
-    let mut oid = 50_000;
     for f in [
         "count",
         "upper",
@@ -330,13 +329,12 @@ fn catalog() -> Catalog {
         "textlen",
         "substring",
     ] {
-        c.insert_function(oid, "pg_catalog".into(), f.into());
-        oid += 1;
+        c.insert_function("pg_catalog".into(), f.into());
     }
-    c.insert_function(oid, "public".into(), "get_salary".into());
-    c.insert_function(oid + 1, "public".into(), "safe_fn".into());
-    c.insert_function(oid + 2, "public".into(), "upper".into()); // shadows a built-in
-    c.insert_function(oid + 3, "sales".into(), "lower".into());
+    c.insert_function("public".into(), "get_salary".into());
+    c.insert_function("public".into(), "safe_fn".into());
+    c.insert_function("public".into(), "upper".into()); // shadows a built-in
+    c.insert_function("sales".into(), "lower".into());
     c
 }
 

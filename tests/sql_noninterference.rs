@@ -14,6 +14,8 @@
 //!
 //! Keyed columns are identical in the twins by construction (their tokens are visible), and
 //! pgveil masks them in results by position; here the positions are checked to be reported.
+mod through;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -198,51 +200,25 @@ async fn answer(c: &Client, sql: &str) -> Answer {
                 })
                 .collect(),
         ),
-        Err(e) => match e.as_db_error() {
-            Some(db) => Answer::Error(db.code().code().to_string(), db.message().to_string()),
-            None => panic!("connection failure, not an answer: {e}"),
-        },
+        Err(e) => error_answer(e),
+    }
+}
+
+/// The error a statement ended with; a lost connection is a failure of the test, not an answer.
+fn error_answer(e: tokio_postgres::Error) -> Answer {
+    match e.as_db_error() {
+        Some(db) => Answer::Error(db.code().code().to_string(), db.message().to_string()),
+        None => panic!("connection failure, not an answer: {e}"),
     }
 }
 
 /// The answer the client of pgveil gets: the forwarded text's answer with pgveil's own masks
-/// (`proxy_masks`) applied to the result rows by position, as the session does.
+/// applied to the result rows by position, as the session does.
 async fn answer_through(c: &Client, an: &Analysis) -> Answer {
-    let msgs = match c.simple_query(&an.sql).await {
-        Ok(m) => m,
-        Err(_) => return answer(c, &an.sql).await,
-    };
-    let mut rows = Vec::new();
-    let mut stmt = 0;
-    let mut buf = Vec::new();
-    for m in &msgs {
-        match m {
-            SimpleQueryMessage::Row(r) => {
-                let masks = an
-                    .statements
-                    .get(stmt)
-                    .map(|s| s.proxy_masks.as_slice())
-                    .unwrap_or(&[]);
-                rows.push(
-                    (0..r.len())
-                        .map(|i| {
-                            let v = r.get(i)?;
-                            match masks.iter().find(|(p, _)| *p == i) {
-                                None => Some(v.to_string()),
-                                Some((_, mask)) => match mask.apply(v.as_bytes(), Format::Text, &mut buf) {
-                                    Masked::Value => Some(String::from_utf8_lossy(&buf).into_owned()),
-                                    Masked::Null => None,
-                                },
-                            }
-                        })
-                        .collect(),
-                );
-            }
-            SimpleQueryMessage::CommandComplete(_) => stmt += 1,
-            _ => {}
-        }
+    match through::rows_through(c, an).await {
+        Ok(rows) => Answer::Rows(rows),
+        Err(e) => error_answer(e),
     }
-    Answer::Rows(rows)
 }
 
 /// Hidden-data targets: (table, expression over it reading something hidden).

@@ -6,6 +6,8 @@
 //! of a masked column comes back, the row filter holds everywhere); (3) the catalog queries
 //! psql's `\d` family sends (captured live with `psql -E`) are allowed and return exactly what
 //! they return directly.
+mod through;
+
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::sync::Arc;
@@ -13,9 +15,10 @@ use std::sync::Arc;
 use pgveil::catalog::load::load;
 use pgveil::catalog::Catalog;
 use pgveil::cluster::Cluster;
-use pgveil::mask::{ColumnType, Format, Keys, Mask, MaskSpec, Masked, TokenFormat};
+use pgveil::mask::{ColumnType, Format, Keys, Mask, MaskSpec, TokenFormat};
 use pgveil::policy::{ColumnAction, ColumnPlan, Limits, RolePlan, RuleRef, TablePlan};
 use pgveil::sql::{analyze, Analysis, Context};
+use through::rows_through;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 const SCHEMA: &str = include_str!("../src/demo/schema.sql");
@@ -174,42 +177,6 @@ async fn rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, to
     for m in client.simple_query(sql).await? {
         if let SimpleQueryMessage::Row(r) = m {
             out.push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect());
-        }
-    }
-    Ok(out)
-}
-
-/// [`rows`] of what pgveil forwards, with pgveil's own masks (`proxy_masks`) applied to the
-/// rows by position, as the session does: what the client of pgveil reads.
-async fn rows_through(
-    client: &Client,
-    a: &Analysis,
-) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
-    let mut out = Vec::new();
-    let mut stmt = 0;
-    let mut buf = Vec::new();
-    for m in client.simple_query(&a.sql).await? {
-        match m {
-            SimpleQueryMessage::Row(r) => {
-                let masks = a
-                    .statements
-                    .get(stmt)
-                    .map(|s| s.proxy_masks.as_slice())
-                    .unwrap_or(&[]);
-                out.push(
-                    (0..r.len())
-                        .map(|i| match (r.get(i), masks.iter().find(|(p, _)| *p == i)) {
-                            (Some(v), Some((_, m))) => match m.apply(v.as_bytes(), Format::Text, &mut buf) {
-                                Masked::Value => Some(String::from_utf8_lossy(&buf).into_owned()),
-                                Masked::Null => None,
-                            },
-                            (v, _) => v.map(str::to_string),
-                        })
-                        .collect(),
-                );
-            }
-            SimpleQueryMessage::CommandComplete(_) => stmt += 1,
-            _ => {}
         }
     }
     Ok(out)

@@ -51,7 +51,7 @@ SELECT con.conrelid, a.attname::text
 const INHERITS: &str = "SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits";
 
 const FUNCTIONS: &str = "\
-SELECT p.oid, n.nspname::text, p.proname::text
+SELECT DISTINCT n.nspname::text, p.proname::text
   FROM pg_catalog.pg_proc p
   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace";
 
@@ -130,8 +130,7 @@ async fn read(client: &Client, version: u64) -> Result<Catalog, tokio_postgres::
         catalog.insert(rel);
     }
     for row in client.query(FUNCTIONS, &[]).await? {
-        let oid: u32 = row.try_get(0)?;
-        catalog.insert_function(oid, row.try_get(1)?, row.try_get(2)?);
+        catalog.insert_function(row.try_get(0)?, row.try_get(1)?);
     }
     for row in client.query(INHERITS, &[]).await? {
         let child: u32 = row.try_get(0)?;

@@ -63,13 +63,10 @@ pub struct Catalog {
     pub relations: HashMap<u32, Relation>,
     /// (schema, name) -> oid.
     pub by_name: HashMap<(String, String), u32>,
-    /// Functions by oid: (schema, name). Used to judge function calls. Fill it with
-    /// [`Catalog::insert_function`], which keeps the name index in step.
-    pub functions: HashMap<u32, (String, String)>,
-    /// Function name -> the schemas that define a function of that name: the index
-    /// [`Catalog::has_function`] answers from (one hash lookup per call judged, instead of a
-    /// scan of some 3,000 functions).
-    pub function_schemas: HashMap<String, Vec<String>>,
+    /// Functions, to judge calls: name -> the schemas that define a function of that name
+    /// (overloads count once). Filled with [`Catalog::insert_function`], read with
+    /// [`Catalog::has_function`]: one hash lookup per call judged.
+    pub functions: HashMap<String, Vec<String>>,
     /// Inheritance (`pg_inherits`): child oid -> its parents' oids. Partitions and
     /// inheritance children hold their parent's rows, so they must not be a way around it.
     pub parents: HashMap<u32, Vec<u32>>,
@@ -81,17 +78,15 @@ impl Catalog {
             .insert((rel.schema.clone(), rel.name.clone()), rel.oid);
         self.relations.insert(rel.oid, rel);
     }
-    pub fn insert_function(&mut self, oid: u32, schema: String, name: String) {
-        let schemas = self.function_schemas.entry(name.clone()).or_default();
+    pub fn insert_function(&mut self, schema: String, name: String) {
+        let schemas = self.functions.entry(name).or_default();
         if !schemas.contains(&schema) {
-            schemas.push(schema.clone());
+            schemas.push(schema);
         }
-        self.functions.insert(oid, (schema, name));
     }
-    /// Whether `schema` defines a function called `name` (functions added with
-    /// [`Catalog::insert_function`]; one missing here reads as unknown, which is refused).
+    /// Whether `schema` defines a function called `name`.
     pub fn has_function(&self, schema: &str, name: &str) -> bool {
-        self.function_schemas
+        self.functions
             .get(name)
             .is_some_and(|schemas| schemas.iter().any(|s| s == schema))
     }

@@ -36,7 +36,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::{SessionError, Shared};
@@ -49,7 +49,7 @@ use crate::sql::{Analysis, Context, Refusal, StatementKind};
 use crate::upstream::Upstream;
 use crate::wire::backend::{self, Severity};
 use crate::wire::{copy, frontend};
-use crate::wire::{Frame, FrameReader, WireError};
+use crate::wire::{BodyWriter, Frame, FrameReader, WireError};
 
 type ClientReader = FrameReader<ReadHalf<Stream>>;
 type ClientWriter = WriteHalf<Stream>;
@@ -216,9 +216,7 @@ pub(super) async fn unrestricted(
             let mut next = Some(f);
             while let Some(f) = next.take() {
                 match f.tag {
-                    backend::DATA_ROW | backend::COPY_DATA
-                        if !swallow && (f.tag == backend::DATA_ROW || f.body() != b"\xff\xff") =>
-                    {
+                    backend::DATA_ROW | backend::COPY_DATA if !swallow && copy::is_row(&f) => {
                         let limit = max_rows.load(Relaxed);
                         if limit > 0 && current >= limit {
                             let msg = format!(
@@ -822,7 +820,7 @@ fn front_message(
                 st.portals.remove(b.portal);
                 // A Bind of a statement that does not exist fails upstream exactly where
                 // this Bind would have, so the skip-until-Sync rule holds.
-                let mut m = crate::wire::BodyWriter::new(out, frontend::BIND);
+                let mut m = BodyWriter::new(out, frontend::BIND);
                 m.cstr(b.portal).cstr(REFUSED_PLACEHOLDER).i16(0).i16(0).i16(0);
                 m.finish();
                 return Ok(Some(Expect::Bind { refusal: Some(r) }));
@@ -1030,11 +1028,9 @@ fn back_message(
     scratch: &mut Vec<u8>,
 ) -> Result<(), SessionError> {
     let mut q = lock(queue);
-    // The rows of a COPY out are CopyData messages (one per row; a binary COPY's trailer is
-    // not a row); they count against the role's row limit like DataRows.
-    let copy_row = f.tag == backend::COPY_DATA && bs.copy_out.is_some() && f.body() != b"\xff\xff";
     match f.tag {
-        backend::DATA_ROW | backend::COPY_DATA if f.tag == backend::DATA_ROW || copy_row => {
+        // The rows of a COPY out count against the role's row limit like DataRows.
+        backend::DATA_ROW | backend::COPY_DATA if copy::is_row(f) => {
             // The role's row limit: the statement ends with an error, never a silent cut.
             let limit_hit = match q.front_mut() {
                 Some(Expect::Query { exec, .. } | Expect::Execute { exec, .. }) if exec.error.is_none() => {
@@ -1335,32 +1331,32 @@ fn mask_copy_row(
         ));
     }
     let mut masked = 0;
-    out.put_u8(backend::COPY_DATA);
-    let start = out.len();
-    out.put_i32(0);
+    let mut m = BodyWriter::new(out, backend::COPY_DATA);
     for (i, &(a, b)) in fields.iter().enumerate() {
         if i > 0 {
-            out.put_u8(b'\t');
+            m.u8(b'\t');
         }
         let raw = &body[a..b];
-        match masks.iter().find(|(p, _)| *p == i) {
-            None => out.put_slice(raw),
-            Some((_, m)) => {
-                if copy::text_field_decode(raw, value) {
-                    masked += 1;
-                    match m.apply(value, Format::Text, scratch) {
-                        Masked::Value => copy::text_field_encode(Some(scratch), out),
-                        Masked::Null => copy::text_field_encode(None, out),
-                    }
-                } else {
-                    copy::text_field_encode(None, out);
-                }
+        let Some((_, mask)) = masks.iter().find(|(p, _)| *p == i) else {
+            m.bytes(raw);
+            continue;
+        };
+        let shown = if copy::text_field_decode(raw, value) {
+            masked += 1;
+            match mask.apply(value, Format::Text, scratch) {
+                Masked::Value => Some(scratch.as_slice()),
+                Masked::Null => None,
             }
-        }
+        } else {
+            None
+        };
+        // `value` is free again: it holds the escaped form.
+        value.clear();
+        copy::text_field_encode(shown, value);
+        m.bytes(value);
     }
-    out.put_u8(b'\n');
-    let len = (out.len() - start) as i32;
-    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    m.u8(b'\n');
+    m.finish();
     Ok(masked)
 }
 

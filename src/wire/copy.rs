@@ -9,7 +9,7 @@
 //!
 //! Only the defaults are read here (tab delimiter, `\N` for NULL): the caller must make sure
 //! the COPY was written without options.
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 use super::{Body, Frame, WireError};
 
@@ -33,6 +33,16 @@ pub fn decode_copy_out_response(f: &Frame) -> Result<CopyOut, WireError> {
     }
     b.finish()?;
     Ok(CopyOut { format, columns })
+}
+
+/// Whether a backend message carries one result row: a DataRow, or a CopyData of a COPY
+/// out (PostgreSQL sends one per row), except the 2-byte trailer that ends a binary COPY.
+pub fn is_row(f: &Frame) -> bool {
+    match f.tag {
+        super::backend::DATA_ROW => true,
+        super::backend::COPY_DATA => f.body() != b"\xff\xff",
+        _ => false,
+    }
 }
 
 /// The fields of one text-format row (`row` is a CopyData body): `(start, end)` of each
@@ -116,7 +126,7 @@ pub fn text_field_decode(raw: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 /// Appends one field, escaped as PostgreSQL writes it (tab delimiter); `None` is `\N`.
-pub fn text_field_encode(v: Option<&[u8]>, out: &mut BytesMut) {
+pub fn text_field_encode(v: Option<&[u8]>, out: &mut impl BufMut) {
     let Some(v) = v else {
         out.put_slice(b"\\N");
         return;
@@ -138,6 +148,7 @@ pub fn text_field_encode(v: Option<&[u8]>, out: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
 
     fn roundtrip(v: &[u8]) -> Vec<u8> {
         let mut enc = BytesMut::new();

@@ -161,6 +161,18 @@ pub async fn simple(c: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, S
         .collect())
 }
 
+/// The whole output of a `COPY ... TO STDOUT`, or the error that ended it.
+pub async fn copy_text(c: &Client, sql: &str) -> Result<String, String> {
+    use futures_util::StreamExt;
+    let stream = c.copy_out(sql).await.map_err(err_string)?;
+    futures_util::pin_mut!(stream);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.map_err(err_string)?);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
 /// SQLSTATE and message of an error.
 pub fn err_string(e: tokio_postgres::Error) -> String {
     match e.as_db_error() {
