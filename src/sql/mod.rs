@@ -193,9 +193,8 @@ fn analyze_inner(sql: &str, ctx: &Context) -> Result<Analysis, Refusal> {
         let Some(stmt) = raw.stmt.as_deref_mut() else {
             return Err(walk::unsupported("an empty statement"));
         };
-        let (an, kind) = analyze_statement(sql, index, stmt, text, ctx, splices.len())?;
+        let (mut an, kind) = analyze_statement(sql, index, stmt, text, ctx, splices.len())?;
         rewrote |= an.needs_rewrite();
-        let mut an = an;
         splices.append(&mut an.splices);
         let target = statement::target_name(stmt);
         statements.push(StatementInfo {
@@ -237,8 +236,7 @@ fn analyze_statement<'c, 'a>(
 ) -> Result<(walk::Analyzer<'c, 'a>, StatementKind), Refusal> {
     let mut first = walk::Analyzer::new(ctx);
     first.splice_base = splice_base;
-    first.proxy_masking = true;
-    first.proxy_hint = Some((text.to_ascii_lowercase(), walk::bare_output_names(stmt)));
+    first.proxy_masking = Some((text.to_ascii_lowercase(), walk::bare_output_names(stmt)));
     let refusal = match statement::analyze_stmt(&mut first, stmt, text) {
         Ok(kind) => return Ok((first, kind)),
         Err(r) if !first.proxied => return Err(r),

@@ -72,19 +72,19 @@ pub(crate) struct Analyzer<'c, 'a> {
     pub splice_base: usize,
     /// Inside a view definition: names resolve with `pg_catalog` only.
     view_path: bool,
-    /// First attempt at a statement: masked columns of the top-level FROM whose mask pgveil
-    /// computes exactly as PostgreSQL would ([`masking::proxy_exact`]) leave the masking
-    /// subquery raw, like keyed ones, and pgveil masks them in the result. Any other use of
-    /// them is refused by the keyed rules, and the statement is then analysed again with this
-    /// off (SQL masks everywhere): see `sql::analyze_statement`.
-    pub proxy_masking: bool,
+    /// Set on the first attempt at a statement: masked columns of the top-level FROM whose
+    /// mask pgveil computes exactly as PostgreSQL would ([`masking::proxy_exact`]) leave the
+    /// masking subquery raw, like keyed ones, and pgveil masks them in the result. Any other
+    /// use of them is refused by the keyed rules, and the statement is then analysed again
+    /// without it (SQL masks everywhere): see `sql::analyze_statement`.
+    ///
+    /// It holds the statement's text (ASCII-lowercased) and the names its top-level target
+    /// list selects as bare columns: a column whose name the text mentions more often than
+    /// that is also used elsewhere (filtered, sorted, computed on...), so it is not even tried
+    /// raw. A heuristic that only saves the second analysis; the keyed rules decide.
+    pub proxy_masking: Option<(String, Vec<String>)>,
     /// A masked column was exposed raw under `proxy_masking`.
     pub proxied: bool,
-    /// Under `proxy_masking`, the statement's text and the names its top-level target list
-    /// selects as bare columns: a column whose name the text mentions more often than that is
-    /// also used elsewhere (filtered, sorted, computed on...), so it is not even tried raw.
-    /// A heuristic that only saves the second analysis; the keyed rules decide.
-    pub proxy_hint: Option<(String, Vec<String>)>,
 }
 
 fn str_of(n: &Node) -> Option<&str> {
@@ -164,9 +164,8 @@ impl<'c, 'a> Analyzer<'c, 'a> {
             splices: Vec::new(),
             splice_base: 0,
             view_path: false,
-            proxy_masking: false,
+            proxy_masking: None,
             proxied: false,
-            proxy_hint: None,
         }
     }
 
@@ -1020,13 +1019,12 @@ impl<'c, 'a> Analyzer<'c, 'a> {
         }
         if let Some(tp) = self.ctx.plan.tables.get(&rel.oid) {
             // Only the top-level FROM of the statement's own SELECT may pass raw values.
-            let proxy = self.proxy_masking && self.keyed_ok && self.levels.len() == 1 && self.view_depth == 0;
-            let hint = self.proxy_hint.as_ref();
+            let top = self.keyed_ok && self.levels.len() == 1 && self.view_depth == 0;
+            let hint = self.proxy_masking.as_ref().filter(|_| top);
             let only_selected = |column: &str| {
-                proxy
-                    && hint.is_none_or(|(text, bare)| {
-                        mentions(text, column) <= bare.iter().filter(|b| *b == column).count()
-                    })
+                hint.is_some_and(|(text, bare)| {
+                    mentions(text, column) <= bare.iter().filter(|b| *b == column).count()
+                })
             };
             let built = masking::table_subquery(rel, tp, rv.inh, &only_selected)?;
             self.proxied |= built.proxied;
