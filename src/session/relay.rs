@@ -1083,14 +1083,16 @@ fn back_message(
                         ))
                     }
                 };
-                let Back {
-                    copy_fields,
-                    copy_value,
-                    ..
-                } = bs;
-                let n = mask_copy_row(f.body(), columns, masks, out, copy_fields, copy_value, scratch)
-                    .map_err(SessionError::Upstream)?;
-                bs.masked += n;
+                bs.masked += mask_copy_row(
+                    f.body(),
+                    columns,
+                    masks,
+                    out,
+                    &mut bs.copy_fields,
+                    &mut bs.copy_value,
+                    scratch,
+                )
+                .map_err(SessionError::Upstream)?;
             }
         }
         backend::COPY_OUT => {
